@@ -1,0 +1,26 @@
+# DMEM_WITH_CUDA: AUTO turns the CUDA backend on when a toolkit is found (e.g. /usr/local/cuda).
+# The default architectures cover Turing through Blackwell plus PTX for newer devices; CI may
+# narrow them with -DCMAKE_CUDA_ARCHITECTURES=89 to keep the build short.
+set(DMEM_HAVE_CUDA OFF)
+if(NOT DMEM_WITH_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES "75-real;80-real;86-real;89-real;90-real;100-real;120-real;120-virtual")
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 flag for nvcc
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(DMEM_HAVE_CUDA ON)
+    message(STATUS "dmem: CUDA backend ON (${CMAKE_CUDA_COMPILER_VERSION}, archs ${CMAKE_CUDA_ARCHITECTURES})")
+  elseif(DMEM_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "DMEM_WITH_CUDA=ON but no CUDA compiler was found (looked in PATH and /usr/local/cuda)")
+  else()
+    message(STATUS "dmem: CUDA backend OFF (no toolkit found)")
+  endif()
+endif()

@@ -1,0 +1,222 @@
+#include "dmem/module_tree.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <string_view>
+#include <unordered_map>
+
+namespace dmem {
+inline namespace v1 {
+
+namespace {
+
+std::vector<std::string_view> split(std::string_view name) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = name.find('.', start);
+    parts.push_back(name.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return parts;
+}
+
+bool is_index(std::string_view s) {
+  if (s.empty() || s.size() > 9) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+}
+
+// The patterns we use are literals, optionally anchored with ^ and $ (as in diffusers'
+// re.search over fully qualified names); match them without a regex engine.
+bool pattern_matches(std::string_view pattern, std::string_view name) {
+  bool anchor_begin = !pattern.empty() && pattern.front() == '^';
+  if (anchor_begin) pattern.remove_prefix(1);
+  bool anchor_end = !pattern.empty() && pattern.back() == '$';
+  if (anchor_end) pattern.remove_suffix(1);
+  if (anchor_begin && anchor_end) return name == pattern;
+  if (anchor_begin) return name.substr(0, pattern.size()) == pattern;
+  if (anchor_end)
+    return name.size() >= pattern.size() && name.substr(name.size() - pattern.size()) == pattern;
+  return name.find(pattern) != std::string_view::npos;
+}
+
+bool is_embedding_name(std::string_view module) {
+  static constexpr std::string_view kEmbeddings[] = {
+      "embed_tokens", "token_embedding", "position_embedding", "relative_attention_bias",
+      "wte", "wpe", "word_embeddings", "position_embeddings"};
+  if (module == "shared" || module == "encoder.embed_tokens") return true;
+  for (auto e : kEmbeddings) {
+    auto pos = module.rfind(e);
+    if (pos != std::string_view::npos && pos + e.size() == module.size()) return true;
+  }
+  return false;
+}
+
+struct LeafAcc {
+  std::uint64_t bytes = 0;
+  std::uint64_t params = 0;
+  std::uint64_t weight_bytes = 0;
+  std::uint64_t weight_params = 0;
+  std::size_t weight_rank = 0;
+  int block = -1;
+  std::size_t order = 0;
+};
+
+}  // namespace
+
+std::vector<std::string> cast_skip_patterns(const Component& component) {
+  // diffusers hooks/layerwise_casting.py DEFAULT_SKIP_MODULES_PATTERN.
+  std::vector<std::string> patterns{"pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$"};
+  // Per-model _skip_layerwise_casting_patterns and _keep_in_fp32_modules (FORMATS.md §5.3).
+  const std::string& cls = component.class_name;
+  if (cls == "WanTransformer3DModel") {
+    for (const char* p : {"patch_embedding", "condition_embedder", "rope", "time_embedder",
+                          "scale_shift_table", "norm1", "norm2", "norm3"})
+      patterns.emplace_back(p);
+  } else if (cls == "T5EncoderModel" || cls == "UMT5EncoderModel") {
+    patterns.emplace_back("wo");  // transformers keeps T5's wo in fp32
+  }
+  return patterns;
+}
+
+ComponentSummary summarize(const Component& component) {
+  ComponentSummary s;
+  s.name = component.name;
+  s.role = component.role;
+  const auto skip = cast_skip_patterns(component);
+
+  // Pass 1: find block candidates (first numbered segment that owns sub-modules).
+  std::map<std::string, std::map<std::uint64_t, std::string>> seq_children;
+  std::vector<std::string> block_of(component.tensors.size());
+  for (std::size_t t = 0; t < component.tensors.size(); ++t) {
+    auto parts = split(component.tensors[t].name);
+    for (std::size_t i = 1; i + 2 < parts.size(); ++i) {
+      if (!is_index(parts[i])) continue;
+      std::string prefix;
+      for (std::size_t j = 0; j < i; ++j) {
+        if (j) prefix += '.';
+        prefix += parts[j];
+      }
+      std::string block = prefix + "." + std::string(parts[i]);
+      seq_children[prefix][std::stoull(std::string(parts[i]))] = block;
+      block_of[t] = std::move(block);
+      break;
+    }
+  }
+  // A container with a single numbered child is not a repeated block.
+  std::unordered_map<std::string, int> block_index;
+  std::vector<std::pair<std::size_t, std::string>> first_seen;  // tensor order of sequences
+  {
+    std::unordered_map<std::string, std::size_t> seq_first;
+    for (std::size_t t = 0; t < component.tensors.size(); ++t) {
+      if (block_of[t].empty()) continue;
+      auto prefix = block_of[t].substr(0, block_of[t].rfind('.'));
+      if (seq_children[prefix].size() < 2) {
+        block_of[t].clear();
+        continue;
+      }
+      if (seq_first.emplace(prefix, t).second) first_seen.emplace_back(t, prefix);
+    }
+  }
+  for (const auto& [first, prefix] : first_seen) {
+    BlockSequence seq;
+    seq.prefix = prefix;
+    for (const auto& [idx, name] : seq_children[prefix]) {
+      BlockInfo b;
+      b.name = name;
+      block_index[name] = static_cast<int>(s.blocks.size());
+      s.blocks.push_back(b);
+    }
+    s.sequences.push_back(std::move(seq));
+  }
+
+  // Pass 2: accumulate component, dtype, block and leaf sizes.
+  std::map<DType, std::uint64_t> by_dtype;
+  std::unordered_map<std::string, LeafAcc> leaves;
+  for (std::size_t t = 0; t < component.tensors.size(); ++t) {
+    const auto& ti = component.tensors[t];
+    const std::uint64_t params = ti.elements();
+    s.tensors += 1;
+    s.params += params;
+    s.bytes += ti.nbytes;
+    by_dtype[ti.dtype] += ti.nbytes;
+    int bi = -1;
+    if (!block_of[t].empty()) {
+      bi = block_index[block_of[t]];
+      auto& b = s.blocks[static_cast<std::size_t>(bi)];
+      b.bytes += ti.nbytes;
+      b.params += params;
+      b.tensors += 1;
+      s.block_bytes += ti.nbytes;
+    } else {
+      s.non_block_bytes += ti.nbytes;
+    }
+    auto dot = ti.name.rfind('.');
+    std::string module = dot == std::string::npos ? ti.name : ti.name.substr(0, dot);
+    std::string_view param = dot == std::string::npos ? std::string_view{} : std::string_view(ti.name).substr(dot + 1);
+    auto [it, inserted] = leaves.try_emplace(module);
+    auto& leaf = it->second;
+    if (inserted) leaf.order = t;
+    leaf.bytes += ti.nbytes;
+    leaf.params += params;
+    leaf.block = bi;
+    if (param == "weight") {
+      leaf.weight_bytes += ti.nbytes;
+      leaf.weight_params += params;
+      leaf.weight_rank = ti.shape.size();
+    }
+  }
+
+  std::vector<std::pair<std::size_t, std::string>> order;
+  order.reserve(leaves.size());
+  for (const auto& [name, acc] : leaves) order.emplace_back(acc.order, name);
+  std::sort(order.begin(), order.end());
+  for (const auto& [ord, name] : order) {
+    const auto& acc = leaves[name];
+    LeafInfo leaf;
+    leaf.name = name;
+    leaf.bytes = acc.bytes;
+    leaf.params = acc.params;
+    leaf.block = acc.block;
+    // Linear, Conv and Embedding modules have a weight of rank >= 2; norms and bare
+    // parameters (scale_shift_table, gamma) do not and keep their dtype.
+    const bool castable_type = acc.weight_rank >= 2;
+    leaf.castable = castable_type && std::none_of(skip.begin(), skip.end(), [&](const std::string& p) {
+      return pattern_matches(p, name);
+    });
+    leaf.linear = acc.weight_rank == 2 && !is_embedding_name(name);
+    if (leaf.castable) {
+      s.castable_bytes += acc.bytes;
+      if (acc.block >= 0) s.blocks[static_cast<std::size_t>(acc.block)].castable_bytes += acc.bytes;
+    }
+    if (leaf.linear) {
+      s.linear_bytes += acc.weight_bytes;
+      s.linear_params += acc.weight_params;
+      if (acc.block >= 0) s.blocks[static_cast<std::size_t>(acc.block)].linear_bytes += acc.weight_bytes;
+    }
+    if (leaf.bytes > s.max_leaf_bytes) {
+      s.max_leaf_bytes = leaf.bytes;
+      s.largest_leaf = name;
+    }
+    s.leaves.push_back(std::move(leaf));
+  }
+
+  for (auto& seq : s.sequences) {
+    for (const auto& [idx, name] : seq_children[seq.prefix]) seq.blocks.push_back(s.blocks[static_cast<std::size_t>(block_index[name])]);
+  }
+  for (const auto& b : s.blocks) {
+    if (b.bytes > s.max_block_bytes) {
+      s.max_block_bytes = b.bytes;
+      s.largest_block = b.name;
+    }
+  }
+  for (const auto& [dt, bytes] : by_dtype) s.bytes_by_dtype.emplace_back(dt, bytes);
+  std::stable_sort(s.bytes_by_dtype.begin(), s.bytes_by_dtype.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return s;
+}
+
+}  // namespace v1
+}  // namespace dmem
