@@ -1,0 +1,62 @@
+// How the planner and validator see a storage transform (quantizer or layerwise cast): data only.
+// Until plugins land, built-in descriptions of the stock quantizers stand in; plugins will
+// report the same structure through the plugin ABI.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dmem/tensor.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+/// Bitmask of places code can run or data can rest.
+enum DeviceMask : std::uint32_t {
+  kDeviceNone = 0,
+  kDeviceCpu = 1u << 0,
+  kDeviceCuda = 1u << 1,
+};
+/// Bitmask of memory tiers packed data may rest in.
+enum TierMask : std::uint32_t {
+  kTierNone = 0,
+  kTierVram = 1u << 0,
+  kTierPinned = 1u << 1,
+  kTierPageable = 1u << 2,
+  kTierDisk = 1u << 3,
+};
+
+/// Ordered quality tiers; lower is better. Documented order: native > fp8 storage >
+/// int8 ≈ q8_0 > q6_k > q5_k > nf4 ≈ q4_k > q4_0.
+enum class QualityTier : std::uint8_t { native = 0, fp8 = 1, int8 = 2, q6 = 3, q5 = 4, q4 = 5, q4_low = 6, q3 = 7, q2 = 8 };
+[[nodiscard]] std::string_view quality_name(QualityTier tier) noexcept;
+
+struct QuantizerCaps {
+  std::string id;                 ///< "dmem.quantizer.nf4"
+  std::string variant;            ///< "q4_k" for gguf; empty otherwise
+  std::string display;            ///< "nf4", "int8", "gguf q4_k", "fp8 e4m3 (cast)"
+  std::uint32_t exec_devices = kDeviceCuda;   ///< where its kernels run
+  std::uint32_t storage_tiers = kTierVram;    ///< where packed data may rest
+  bool moves_packed = true;       ///< offloading moves packed data (not dequantized)
+  std::uint32_t min_sm = 0;       ///< lowest compute capability for its kernels (e.g. 89 for fp8 compute)
+  std::vector<std::uint32_t> cuda_archs;  ///< SASS/PTX archs it was built for; empty = any
+  QualityTier quality = QualityTier::native;
+  double speed_factor = 1.0;      ///< step time multiplier vs bf16 on the same device
+  bool is_cast = false;           ///< a layerwise cast, not a quantizer
+  std::vector<std::pair<std::string, std::string>> params;  ///< parameters it was described with
+};
+
+/// The stock quantizers and casts as described to the planner (nf4, nf4 double quant, bnb int8,
+/// gguf q8_0/q6_k/q5_k/q4_k/q4_0, fp8 e4m3/e5m2 casting).
+[[nodiscard]] const std::vector<QuantizerCaps>& builtin_quantizers() noexcept;
+
+/// Exact stored bytes of `tensor` under the described quantizer (packed data + scales + state);
+/// tensors the quantizer leaves alone (not a linear weight) keep their bytes.
+[[nodiscard]] std::uint64_t quantized_bytes(const QuantizerCaps& caps, const TensorInfo& tensor,
+                                            bool is_linear_weight) noexcept;
+
+}  // namespace v1
+}  // namespace dmem

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian packages), configures and builds dmem; optionally runs the tests.
+#
+#   scripts/bootstrap.sh            install + build (build/, binary at build/bin/dmem)
+#   scripts/bootstrap.sh --test     install + build + all tests (ctest), then an ASan/UBSan build of
+#                                   the tests and short fuzz runs of the parsers (when clang is present)
+#
+# Environment: DMEM_BUILD_DIR (default build), DMEM_CUDA (AUTO|ON|OFF, default AUTO),
+# DMEM_CUDA_ARCHS (default: every architecture from sm_75 to sm_120 plus PTX; under CI one, 89),
+# DMEM_FUZZ_SECONDS (default 20 per parser), DMEM_SKIP_SANITIZE=1 to skip the sanitizer build.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${DMEM_BUILD_DIR:-$here/build}"
+mode="${1:-build}"
+case "$mode" in build | --build) mode=build ;; --test | test) mode=test ;;
+  -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "bootstrap: unknown argument '$mode' (use --test or nothing)" >&2; exit 2 ;;
+esac
+
+# ---- packages ----------------------------------------------------------------------------------
+pkgs=(build-essential cmake ninja-build ccache pkg-config libboost-dev libboost-program-options-dev
+  libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libopenblas-dev)
+if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: not a Debian system; install the equivalents of: ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "bootstrap: missing packages: ${missing[*]}" >&2
+      echo "run as root: apt-get install -y ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  echo "bootstrap: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- configure + build -------------------------------------------------------------------------
+jobs="$(nproc 2>/dev/null || echo 2)"
+archs="${DMEM_CUDA_ARCHS:-}"
+if [ -z "$archs" ] && [ "${CI:-}" = "true" ]; then archs=89; fi
+cuda_args=(-DDMEM_WITH_CUDA="${DMEM_CUDA:-AUTO}")
+[ -n "$archs" ] && cuda_args+=(-DCMAKE_CUDA_ARCHITECTURES="$archs")
+export CCACHE_NOHASHDIR=1 CCACHE_BASEDIR="$here"
+
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cuda_args[@]}" >/dev/null
+cmake --build "$build" -j "$jobs"
+
+[ "$mode" = test ] || exit 0
+
+# ---- tests -------------------------------------------------------------------------------------
+ctest_log="$(mktemp)"
+(cd "$build" && ctest --output-on-failure -j "$jobs") 2>&1 | tee "$ctest_log"
+summary="$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$ctest_log" | tail -n 1)"
+skipped="$(grep -cE '\*\*\*Skipped|Not Run|  Skipped' "$ctest_log" || true)"
+rm -f "$ctest_log"
+
+if [ "${DMEM_SKIP_SANITIZE:-0}" != 1 ]; then
+  # Sanitizers: the whole unit suite again under ASan + UBSan (CPU only, no CUDA, no bench).
+  san="$build-asan"
+  cmake -S "$here" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDMEM_WITH_CUDA=OFF \
+    -DDMEM_SANITIZE=address,undefined -DDMEM_BUILD_BENCH=OFF -DDMEM_BUILD_SAMPLES=OFF >/dev/null
+  cmake --build "$san" -j "$jobs" --target dmem_tests
+  (cd "$san" && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+    ./tests/dmem_tests "~[cuda]" --order rand --rng-seed 7)
+fi
+
+if command -v clang++ >/dev/null 2>&1 && [ -f "$here/tests/fuzz/CMakeLists.txt" ]; then
+  fz="$build-fuzz"
+  CC=clang CXX=clang++ cmake -S "$here" -B "$fz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDMEM_WITH_CUDA=OFF -DDMEM_BUILD_FUZZ=ON -DDMEM_BUILD_TESTS=OFF -DDMEM_BUILD_BENCH=OFF \
+    -DDMEM_BUILD_SAMPLES=OFF >/dev/null
+  cmake --build "$fz" -j "$jobs"
+  secs="${DMEM_FUZZ_SECONDS:-20}"
+  for f in "$fz"/tests/fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    name="$(basename "$f")"
+    corpus="$here/tests/fuzz/corpus/${name#fuzz_}"
+    work="$(mktemp -d)"
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+    echo "fuzz: $name for ${secs}s"
+    "$f" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 "$work" 2>&1 | tail -n 12
+    rm -rf "$work"
+  done
+fi
+total="$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$summary")"
+failed="$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<<"$summary")"
+echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
