@@ -1,6 +1,7 @@
 // dmem: the umbrella header. Include this, or the single headers you need.
 #pragma once
 
+#include "dmem/block_quant.hpp"   // IWYU pragma: export
 #include "dmem/catalog.hpp"       // IWYU pragma: export
 #include "dmem/checkpoint.hpp"    // IWYU pragma: export
 #include "dmem/dtype.hpp"         // IWYU pragma: export

@@ -79,8 +79,9 @@ struct DTypeInfo {
 [[nodiscard]] float f8_e5m2_to_f32(std::uint8_t bits) noexcept;
 [[nodiscard]] std::uint8_t f32_to_f8_e5m2(float value) noexcept;
 
-/// Convert `count` values between element types through f32 (ints saturate and round to nearest
-/// even). Block types are handled by quantizers, not here: they give Errc::unsupported.
+/// Convert `count` values between types through f32 (ints saturate and round to nearest even).
+/// GGML block types are read with dequantize() and written with ggml's reference quantizer where
+/// block_quant.hpp has one (q4_0 q4_1 q5_0 q5_1 q8_0); others give Errc::unsupported.
 [[nodiscard]] Status convert(DType from, const void* src, DType to, void* dst,
                              std::size_t count) noexcept;
 

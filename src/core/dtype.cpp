@@ -1,5 +1,9 @@
 #include "dmem/dtype.hpp"
 
+#include <vector>
+
+#include "dmem/block_quant.hpp"
+
 #include <array>
 #include <bit>
 #include <cctype>
@@ -300,10 +304,21 @@ void put(DType t, void* p, std::size_t i, double v) {
 }  // namespace
 
 Status convert(DType from, const void* src, DType to, void* dst, std::size_t count) noexcept {
+  // Block types go through f32 with ggml's (de)quantizers.
+  if (dtype_info(from).is_block_quant && can_dequantize(from) && (readable(to) || can_quantize(to))) {
+    std::vector<float> tmp(count);
+    DMEM_TRY(dequantize(from, src, tmp.data(), count));
+    return convert(DType::f32, tmp.data(), to, dst, count);
+  }
+  if (dtype_info(to).is_block_quant && can_quantize(to) && readable(from)) {
+    std::vector<float> tmp(count);
+    DMEM_TRY(convert(from, src, DType::f32, tmp.data(), count));
+    return quantize(to, tmp.data(), dst, count);
+  }
   if (!readable(from) || !readable(to)) {
     return Status(Errc::unsupported, "no element conversion from " + std::string(dtype_name(from)) +
                                          " to " + std::string(dtype_name(to)))
-        .with_hint("block-quantized and packed types are converted by their quantizer plugin");
+        .with_hint("k-quant encoding, IQ types and packed fp4/fp6 are converted by their quantizer plugin");
   }
   if (count != 0 && (src == nullptr || dst == nullptr))
     return Status(Errc::invalid_argument, "convert: null buffer");

@@ -147,8 +147,16 @@ TEST_CASE("convert goes through f32 with one rounding and saturates integers", "
   CHECK(i8[1] == -2);  // round half to even
   CHECK(i8[2] == 127);
   CHECK(i8[4] == 0);
-  std::uint8_t q[18];
-  auto st = convert(DType::f32, in, DType::q4_0, q, 1);
+  std::uint8_t q[144];
+  auto st = convert(DType::f32, in, DType::q4_k, q, 1);
   CHECK(st.code() == Errc::unsupported);
   CHECK_FALSE(st.hint().empty());
+  // Block types round-trip through ggml's reference quantizer.
+  float block[32];
+  for (int i = 0; i < 32; ++i) block[i] = static_cast<float>(i - 16);
+  REQUIRE(convert(DType::f32, block, DType::q8_0, q, 32).is_ok());
+  std::uint16_t back[32];
+  REQUIRE(convert(DType::q8_0, q, DType::bf16, back, 32).is_ok());
+  CHECK(bf16_to_f32(back[0]) == Approx(-16.0f).margin(16.0f / 127.0f));
+  CHECK(convert(DType::f32, block, DType::q8_0, q, 31).code() == Errc::invalid_argument);
 }
