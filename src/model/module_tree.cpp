@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <map>
 #include <string_view>
 #include <unordered_map>
@@ -87,43 +88,61 @@ ComponentSummary summarize(const Component& component) {
   s.role = component.role;
   const auto skip = cast_skip_patterns(component);
 
-  // Pass 1: find block candidates (first numbered segment that owns sub-modules).
+  // Pass 1: find blocks. A block is the first numbered child (`transformer_blocks.12`) under
+  // which at least one tensor sits in a sub-module; parameters directly under it
+  // (`blocks.3.scale_shift_table`) belong to it too. Numbered leaves (`to_out.0.weight`,
+  // `mlp.0.weight`) never qualify. A UNet/VAE `mid_block` is one block of its own: it sits
+  // between the down and up sequences and diffusers offloads it as one unit.
+  struct Candidate {
+    std::string prefix;
+    std::string block;
+    std::uint64_t index = 0;
+  };
+  std::vector<Candidate> cand(component.tensors.size());
   std::map<std::string, std::map<std::uint64_t, std::string>> seq_children;
-  std::vector<std::string> block_of(component.tensors.size());
+  std::map<std::string, bool> deep;  // block name -> owns a sub-module
   for (std::size_t t = 0; t < component.tensors.size(); ++t) {
     auto parts = split(component.tensors[t].name);
-    for (std::size_t i = 1; i + 2 < parts.size(); ++i) {
-      if (!is_index(parts[i])) continue;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      const bool mid = parts[i] == "mid_block";
+      if (!mid && (i == 0 || !is_index(parts[i]))) continue;
       std::string prefix;
-      for (std::size_t j = 0; j < i; ++j) {
+      for (std::size_t j = 0; j < (mid ? i + 1 : i); ++j) {
         if (j) prefix += '.';
         prefix += parts[j];
       }
-      std::string block = prefix + "." + std::string(parts[i]);
-      seq_children[prefix][std::stoull(std::string(parts[i]))] = block;
-      block_of[t] = std::move(block);
+      Candidate c;
+      c.prefix = prefix;
+      c.index = 0;
+      if (!mid) std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), c.index);
+      c.block = mid ? prefix : prefix + "." + std::string(parts[i]);
+      seq_children[c.prefix][c.index] = c.block;
+      if (i + 2 < parts.size() || mid) deep[c.block] = true;
+      else deep.try_emplace(c.block, false);
+      cand[t] = std::move(c);
       break;
     }
   }
-  // A container with a single numbered child is not a repeated block.
+  std::vector<std::string> block_of(component.tensors.size());
   std::unordered_map<std::string, int> block_index;
   std::vector<std::pair<std::size_t, std::string>> first_seen;  // tensor order of sequences
   {
     std::unordered_map<std::string, std::size_t> seq_first;
     for (std::size_t t = 0; t < component.tensors.size(); ++t) {
-      if (block_of[t].empty()) continue;
-      auto prefix = block_of[t].substr(0, block_of[t].rfind('.'));
-      if (seq_children[prefix].size() < 2) {
-        block_of[t].clear();
-        continue;
-      }
-      if (seq_first.emplace(prefix, t).second) first_seen.emplace_back(t, prefix);
+      const auto& c = cand[t];
+      if (c.block.empty() || !deep[c.block]) continue;
+      // A container with a single numbered child is not a repeated block (mid_block excepted).
+      const bool mid = c.block == c.prefix;
+      if (!mid && seq_children[c.prefix].size() < 2) continue;
+      block_of[t] = c.block;
+      if (seq_first.emplace(c.prefix, t).second) first_seen.emplace_back(t, c.prefix);
     }
   }
   for (const auto& [first, prefix] : first_seen) {
     BlockSequence seq;
     seq.prefix = prefix;
     for (const auto& [idx, name] : seq_children[prefix]) {
+      if (!deep[name]) continue;
       BlockInfo b;
       b.name = name;
       block_index[name] = static_cast<int>(s.blocks.size());
@@ -204,7 +223,10 @@ ComponentSummary summarize(const Component& component) {
   }
 
   for (auto& seq : s.sequences) {
-    for (const auto& [idx, name] : seq_children[seq.prefix]) seq.blocks.push_back(s.blocks[static_cast<std::size_t>(block_index[name])]);
+    for (const auto& [idx, name] : seq_children[seq.prefix]) {
+      auto it = block_index.find(name);
+      if (it != block_index.end()) seq.blocks.push_back(s.blocks[static_cast<std::size_t>(it->second)]);
+    }
   }
   for (const auto& b : s.blocks) {
     if (b.bytes > s.max_block_bytes) {

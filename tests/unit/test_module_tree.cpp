@@ -119,3 +119,35 @@ TEST_CASE("per-class skip patterns extend the defaults", "[module_tree]") {
   Component plain;
   CHECK(cast_skip_patterns(plain).size() == 5);
 }
+
+#include "dmem/catalog.hpp"
+
+TEST_CASE("parameters directly under a block index belong to the block", "[module_tree]") {
+  auto wan = catalog_model("wan21-t2v-14b");
+  REQUIRE(wan.has_value());
+  const auto s = summarize(*wan->find("transformer"));
+  REQUIRE(s.blocks.size() == 40);
+  std::uint64_t in_blocks = 0;
+  for (const auto& t : wan->find("transformer")->tensors)
+    if (t.name.rfind("blocks.", 0) == 0) in_blocks += t.nbytes;
+  CHECK(s.block_bytes == in_blocks);  // incl. blocks.N.scale_shift_table
+  CHECK(s.blocks[0].tensors == s.blocks[39].tensors);
+}
+
+TEST_CASE("a UNet's mid_block is one block between the down and up sequences", "[module_tree]") {
+  auto sdxl = catalog_model("sdxl");
+  REQUIRE(sdxl.has_value());
+  const auto s = summarize(*sdxl->find("unet"));
+  REQUIRE(s.sequences.size() == 3);
+  CHECK(s.sequences[0].prefix == "down_blocks");
+  CHECK(s.sequences[1].prefix == "mid_block");
+  CHECK(s.sequences[1].blocks.size() == 1);
+  CHECK(s.sequences[2].prefix == "up_blocks");
+  CHECK(s.blocks.size() == 7);
+  // Only the stem and the head stay outside blocks.
+  CHECK(s.non_block_bytes < s.bytes / 100);
+  const auto vae = summarize(*sdxl->find("vae"));
+  bool has_mid = false;
+  for (const auto& b : vae.blocks) has_mid = has_mid || b.name == "decoder.mid_block";
+  CHECK(has_mid);
+}

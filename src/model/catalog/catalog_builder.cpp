@@ -62,6 +62,21 @@ std::string indexed(std::string_view prefix, std::uint64_t index) {
   return s;
 }
 
+std::string fill_template(std::string_view text, std::initializer_list<std::string_view> values) {
+  std::string out;
+  out.reserve(text.size() + 64);
+  auto next = values.begin();
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '{' && i + 1 < text.size() && text[i + 1] == '}' && next != values.end()) {
+      out.append(*next++);
+      ++i;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 std::string join(std::string_view a, std::string_view b) {
   std::string s;
   s.reserve(a.size() + 1 + b.size());

@@ -61,6 +61,9 @@ void joint_attention(TensorListBuilder& b, std::string_view prefix, std::uint64_
 
 /// "prefix.index" without going through iostreams.
 [[nodiscard]] std::string indexed(std::string_view prefix, std::uint64_t index);
+/// Replaces each "{}" in a config template, in order, with the next value.
+[[nodiscard]] std::string fill_template(std::string_view text,
+                                        std::initializer_list<std::string_view> values);
 /// "a.b": joins two name parts with a dot.
 [[nodiscard]] std::string join(std::string_view a, std::string_view b);
 

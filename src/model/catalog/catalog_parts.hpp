@@ -24,9 +24,9 @@ enum class T5Variant : std::uint8_t { t5_v1_1_xxl, umt5_xxl };
                                    std::uint32_t max_text_tokens, DType dtype);
 
 enum class ClipVariant : std::uint8_t {
-  vit_l14,                 ///< CLIPTextModel (openai/clip-vit-large-patch14)
-  vit_l14_projection,      ///< CLIPTextModelWithProjection, projection_dim 768
-  vit_bigg14_projection,   ///< CLIPTextModelWithProjection, projection_dim 1280
+  vit_l14,                ///< CLIPTextModel (openai/clip-vit-large-patch14)
+  vit_l14_projection,     ///< CLIPTextModelWithProjection, projection_dim 768
+  vit_bigg14_projection,  ///< CLIPTextModelWithProjection, projection_dim 1280
 };
 [[nodiscard]] Component clip_text(ClipVariant variant, std::string name, DType dtype);
 

@@ -20,8 +20,8 @@ Component clip_text(ClipVariant variant, std::string name, DType dtype) {
   b.add("text_model.embeddings.position_embedding.weight", {kPositions, h});
   for (std::uint64_t i = 0; i < layers; ++i) {
     const std::string blk = indexed("text_model.encoder.layers", i);
-    for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                          "self_attn.out_proj"})
+    for (const char* n :
+         {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"})
       b.linear(join(blk, n), h, h);
     b.norm(join(blk, "layer_norm1"), h);
     b.norm(join(blk, "layer_norm2"), h);
@@ -45,29 +45,26 @@ Component clip_text(ClipVariant variant, std::string name, DType dtype) {
   c.arch.max_text_tokens = kPositions;
   c.arch.vocab = kVocab;
   c.tensors = b.take();
-  const char* dtype_name = dtype == DType::f32 ? "float32" : dtype == DType::f16 ? "float16"
-                                                                                 : "bfloat16";
-  c.config_json = std::string(R"({
-  "architectures": [")") +
-                  c.class_name + R"("],
-  "hidden_act": ")" + (big ? "gelu" : "quick_gelu") +
-                  R"(",
-  "hidden_size": )" + std::to_string(h) +
-                  R"(,
-  "intermediate_size": )" + std::to_string(inter) +
-                  R"(,
+  const char* dtype_name = dtype == DType::f32   ? "float32"
+                           : dtype == DType::f16 ? "float16"
+                                                 : "bfloat16";
+  const std::string hidden = std::to_string(h), ffn = std::to_string(inter);
+  const std::string n_heads = std::to_string(heads), n_layers = std::to_string(layers);
+  c.config_json = fill_template(R"({
+  "architectures": ["{}"],
+  "hidden_act": "{}",
+  "hidden_size": {},
+  "intermediate_size": {},
   "max_position_embeddings": 77,
   "model_type": "clip_text_model",
-  "num_attention_heads": )" + std::to_string(heads) +
-                  R"(,
-  "num_hidden_layers": )" + std::to_string(layers) +
-                  R"(,
-  "projection_dim": )" + std::to_string(h) +
-                  R"(,
-  "torch_dtype": ")" + dtype_name +
-                  R"(",
+  "num_attention_heads": {},
+  "num_hidden_layers": {},
+  "projection_dim": {},
+  "torch_dtype": "{}",
   "vocab_size": 49408
-})";
+})",
+                                {c.class_name, big ? "gelu" : "quick_gelu", hidden, ffn, n_heads,
+                                 n_layers, hidden, dtype_name});
   return c;
 }
 

@@ -55,12 +55,11 @@ Component flux_transformer(bool guidance_embeds, std::uint32_t max_text_tokens, 
   c.arch.text_dim = kJoint;
   c.arch.max_text_tokens = max_text_tokens;
   c.tensors = b.take();
-  c.config_json = std::string(R"({
+  c.config_json = fill_template(R"({
   "_class_name": "FluxTransformer2DModel",
   "attention_head_dim": 128,
   "axes_dims_rope": [16, 56, 56],
-  "guidance_embeds": )") +
-                  (guidance_embeds ? "true" : "false") + R"(,
+  "guidance_embeds": {},
   "in_channels": 64,
   "joint_attention_dim": 4096,
   "num_attention_heads": 24,
@@ -68,7 +67,8 @@ Component flux_transformer(bool guidance_embeds, std::uint32_t max_text_tokens, 
   "num_single_layers": 38,
   "patch_size": 1,
   "pooled_projection_dim": 768
-})";
+})",
+                                {guidance_embeds ? "true" : "false"});
   return c;
 }
 

@@ -1,6 +1,7 @@
 // UNet2DConditionModel as configured for SDXL base 1.0 (diffusers models/unets/
 // unet_2d_condition.py, unet_2d_blocks.py, resnets.py, transformers/transformer_2d.py,
-// attention.py), published stabilityai/stable-diffusion-xl-base-1.0 unet/config.json. FORMATS.md §6.6.
+// attention.py), published stabilityai/stable-diffusion-xl-base-1.0 unet/config.json. FORMATS.md
+// §6.6.
 #include <array>
 
 #include "model/catalog/catalog_builder.hpp"

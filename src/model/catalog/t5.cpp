@@ -46,11 +46,12 @@ Component t5_encoder(T5Variant variant, std::string name, std::uint32_t max_text
   c.arch.max_text_tokens = max_text_tokens;
   c.arch.vocab = static_cast<std::uint32_t>(vocab);
   c.tensors = b.take();
-  const char* dtype_name = dtype == DType::f32 ? "float32" : dtype == DType::f16 ? "float16"
-                                                                                 : "bfloat16";
-  c.config_json = std::string(R"({
-  "architectures": [")") +
-                  c.class_name + R"("],
+  const char* dtype_name = dtype == DType::f32   ? "float32"
+                           : dtype == DType::f16 ? "float16"
+                                                 : "bfloat16";
+  const std::string vocab_text = std::to_string(vocab);
+  c.config_json = fill_template(R"({
+  "architectures": ["{}"],
   "d_ff": 10240,
   "d_kv": 64,
   "d_model": 4096,
@@ -58,17 +59,16 @@ Component t5_encoder(T5Variant variant, std::string name, std::uint32_t max_text
   "feed_forward_proj": "gated-gelu",
   "is_gated_act": true,
   "layer_norm_epsilon": 1e-06,
-  "model_type": ")" + (umt5 ? "umt5" : "t5") +
-                  R"(",
+  "model_type": "{}",
   "num_heads": 64,
   "num_layers": 24,
   "relative_attention_max_distance": 128,
   "relative_attention_num_buckets": 32,
   "tie_word_embeddings": false,
-  "torch_dtype": ")" + dtype_name +
-                  R"(",
-  "vocab_size": )" + std::to_string(vocab) +
-                  "\n}";
+  "torch_dtype": "{}",
+  "vocab_size": {}
+})",
+                                {c.class_name, umt5 ? "umt5" : "t5", dtype_name, vocab_text});
   return c;
 }
 

@@ -122,9 +122,8 @@ Component wan_style_vae(WanVaeClass cls, DType dtype) {
   c.arch.vae_scale = 8;    // 2 ** len(temperal_downsample)
   c.arch.vae_scale_t = 4;  // two temporal downsamples
   c.tensors = b.take();
-  c.config_json = std::string(R"({
-  "_class_name": ")") +
-                  c.class_name + R"(",
+  c.config_json = fill_template(R"({
+  "_class_name": "{}",
   "attn_scales": [],
   "base_dim": 96,
   "dim_mult": [1, 2, 4, 4],
@@ -134,7 +133,8 @@ Component wan_style_vae(WanVaeClass cls, DType dtype) {
   "num_res_blocks": 2,
   "temperal_downsample": [false, true, true],
   "z_dim": 16
-})";
+})",
+                                {c.class_name});
   return c;
 }
 

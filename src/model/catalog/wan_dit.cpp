@@ -1,5 +1,6 @@
 // WanTransformer3DModel (diffusers models/transformers/transformer_wan.py), published
-// Wan-AI/Wan2.1-T2V-14B-Diffusers transformer/config.json (T2V: no image embedder). FORMATS.md §6.8.
+// Wan-AI/Wan2.1-T2V-14B-Diffusers transformer/config.json (T2V: no image embedder). FORMATS.md
+// §6.8.
 #include "model/catalog/catalog_builder.hpp"
 #include "model/catalog/catalog_parts.hpp"
 
