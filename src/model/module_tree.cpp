@@ -192,7 +192,8 @@ ComponentSummary summarize(const Component& component) {
   order.reserve(leaves.size());
   for (const auto& [name, acc] : leaves) order.emplace_back(acc.order, name);
   std::sort(order.begin(), order.end());
-  for (const auto& [ord, name] : order) {
+  for (const auto& entry : order) {
+    const std::string& name = entry.second;  // named, not a structured binding: lambdas capture it
     const auto& acc = leaves[name];
     LeafInfo leaf;
     leaf.name = name;

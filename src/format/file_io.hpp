@@ -1,0 +1,91 @@
+// Internal file helpers for format readers and writers: read-only files read with pread, and
+// temporary files committed by rename. Every failure is a Status naming the path.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dmem/status.hpp"
+
+namespace dmem::detail {
+
+/// Status for a failed OS call: `what` ("cannot open") + path + the OS's reason. ENOENT maps to
+/// Errc::not_found, everything else to Errc::io_error. Sets the file and rule "file.io".
+[[nodiscard]] Status os_error(std::string_view what, std::string_view path, int err) noexcept;
+
+/// A regular file opened read-only (close-on-exec). Move-only; closes on destruction.
+class ReadFile {
+ public:
+  ReadFile() noexcept = default;
+  ReadFile(ReadFile&& other) noexcept;
+  ReadFile& operator=(ReadFile&& other) noexcept;
+  ReadFile(const ReadFile&) = delete;
+  ReadFile& operator=(const ReadFile&) = delete;
+  ~ReadFile();
+
+  /// Opens `path`; fails for missing files, directories and other non-regular files.
+  [[nodiscard]] static Result<ReadFile> open(std::string_view path) noexcept;
+
+  [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  /// Size when the file was opened.
+  [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
+
+  /// Reads exactly `size` bytes at `offset`, retrying short reads and EINTR. A file that ends
+  /// first gives Errc::format_error with rule "file.truncated" and the offset where it ended.
+  [[nodiscard]] Status read_at(void* dst, std::uint64_t size, std::uint64_t offset) const noexcept;
+
+ private:
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::string path_;
+};
+
+/// Reads exactly `size` bytes at `offset` of `fd` (EINTR and short reads retried); `path` names
+/// the file in errors.
+[[nodiscard]] Status pread_exact(int fd, void* dst, std::uint64_t size, std::uint64_t offset,
+                                 std::string_view path) noexcept;
+
+/// Reads a whole small file (a JSON index or config) after checking its size against
+/// `max_bytes` before allocating; a larger file fails with Errc::limit_exceeded.
+[[nodiscard]] Result<std::string> read_small_file(std::string_view path,
+                                                  std::uint64_t max_bytes) noexcept;
+
+/// A new file written next to its destination and renamed over it by commit(). Destroying an
+/// uncommitted TempFile removes it, so a failed writer leaves nothing behind.
+class TempFile {
+ public:
+  TempFile() noexcept = default;
+  TempFile(TempFile&& other) noexcept;
+  TempFile& operator=(TempFile&& other) noexcept;
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile();
+
+  /// Creates "<final_path>.<pid>.<n>.tmp" exclusively in the destination's folder.
+  [[nodiscard]] static Result<TempFile> create(std::string_view final_path) noexcept;
+
+  /// Appends `size` bytes (retries short writes and EINTR).
+  [[nodiscard]] Status write(const void* data, std::uint64_t size) noexcept;
+  /// Flushes to disk, closes and renames onto the final path.
+  [[nodiscard]] Status commit() noexcept;
+
+  [[nodiscard]] const std::string& temp_path() const noexcept { return temp_path_; }
+  [[nodiscard]] const std::string& final_path() const noexcept { return final_path_; }
+
+ private:
+  void discard() noexcept;
+
+  int fd_ = -1;
+  std::string temp_path_;
+  std::string final_path_;
+};
+
+/// Little-endian u64 load/store used by both binary formats.
+[[nodiscard]] std::uint64_t load_le64(const unsigned char* p) noexcept;
+void store_le64(unsigned char* p, std::uint64_t v) noexcept;
+
+}  // namespace dmem::detail

@@ -1,0 +1,164 @@
+// safetensors writer: byte-for-byte what the reference writer produces (FORMATS.md §1.4), written
+// to a temporary file in the destination folder and renamed into place.
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "dmem/writer.hpp"
+#include "format/file_io.hpp"
+#include "format/json_util.hpp"
+#include "format/safetensors.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+namespace {
+
+Status bad_input(std::string message, std::string_view path, const char* rule,
+                 const std::string& tensor = {}) {
+  Status status(Errc::invalid_argument, std::move(message));
+  status.with_file(std::string(path)).with_rule(rule);
+  if (!tensor.empty()) status.with_tensor(tensor);
+  return status;
+}
+
+Status validate(std::string_view path, std::span<const TensorData> tensors,
+                std::span<const std::pair<std::string, std::string>> metadata) {
+  for (const TensorData& t : tensors) {
+    if (t.name.empty())
+      return bad_input("a tensor has an empty name", path, "safetensors.write.name");
+    if (t.name == "__metadata__")
+      return bad_input("\"__metadata__\" is reserved and cannot name a tensor", path,
+                       "safetensors.write.name", t.name);
+    if (!detail::is_valid_utf8(t.name))
+      return bad_input("the tensor name is not valid UTF-8", path, "safetensors.write.name");
+    if (detail::safetensors_bits(t.dtype) == 0)
+      return bad_input("dtype " + std::string(dtype_name(t.dtype)) +
+                           " cannot be stored in safetensors (use GGUF for block types)",
+                       path, "safetensors.write.dtype", t.name);
+    std::uint64_t expected = 0;
+    switch (detail::safetensors_nbytes(t.dtype, t.shape, expected)) {
+      case detail::SizeCheck::overflow:
+        return bad_input("the shape's byte size overflows 64 bits", path, "safetensors.write.shape",
+                         t.name);
+      case detail::SizeCheck::misaligned:
+        return bad_input("the element count is not a whole number of bytes of " +
+                             std::string(dtype_name(t.dtype)),
+                         path, "safetensors.write.shape", t.name);
+      case detail::SizeCheck::ok:
+        break;
+    }
+    if (t.nbytes != expected)
+      return bad_input("nbytes is " + std::to_string(t.nbytes) + " but the shape and dtype need " +
+                           std::to_string(expected),
+                       path, "safetensors.write.nbytes", t.name);
+    if (t.nbytes > 0 && t.data == nullptr)
+      return bad_input("data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
+                       "safetensors.write.data", t.name);
+  }
+
+  std::vector<const std::string*> names;
+  names.reserve(tensors.size());
+  for (const TensorData& t : tensors) names.push_back(&t.name);
+  std::sort(names.begin(), names.end(),
+            [](const std::string* a, const std::string* b) { return *a < *b; });
+  for (std::size_t i = 1; i < names.size(); ++i)
+    if (*names[i] == *names[i - 1])
+      return bad_input("two tensors have the same name", path, "safetensors.write.duplicate",
+                       *names[i]);
+
+  std::vector<const std::string*> keys;
+  for (const auto& [key, value] : metadata) {
+    if (!detail::is_valid_utf8(key) || !detail::is_valid_utf8(value))
+      return bad_input("metadata key or value \"" + key + "\" is not valid UTF-8", path,
+                       "safetensors.write.metadata");
+    keys.push_back(&key);
+  }
+  std::sort(keys.begin(), keys.end(),
+            [](const std::string* a, const std::string* b) { return *a < *b; });
+  for (std::size_t i = 1; i < keys.size(); ++i)
+    if (*keys[i] == *keys[i - 1])
+      return bad_input("metadata key \"" + *keys[i] + "\" appears twice", path,
+                       "safetensors.write.metadata");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status write_safetensors(std::string_view path, std::span<const TensorData> tensors,
+                         std::span<const std::pair<std::string, std::string>> metadata) noexcept {
+  DMEM_TRY(validate(path, tensors, metadata));
+
+  // Descending alignment (the reference enum order), then name: every tensor then starts at a
+  // multiple of its element size once the header is padded to 8 bytes.
+  std::vector<std::size_t> order(tensors.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const int oa = detail::safetensors_order(tensors[a].dtype);
+    const int ob = detail::safetensors_order(tensors[b].dtype);
+    if (oa != ob) return oa > ob;
+    return tensors[a].name < tensors[b].name;
+  });
+
+  // The reference keeps metadata in a hash map (no stable order); we write it sorted by key.
+  std::vector<const std::pair<std::string, std::string>*> meta;
+  for (const auto& kv : metadata) meta.push_back(&kv);
+  std::sort(meta.begin(), meta.end(), [](auto* a, auto* b) { return a->first < b->first; });
+
+  std::string header = "{";
+  if (!meta.empty()) {
+    header += "\"__metadata__\":{";
+    for (std::size_t i = 0; i < meta.size(); ++i) {
+      if (i > 0) header += ',';
+      detail::append_json_string(header, meta[i]->first);
+      header += ':';
+      detail::append_json_string(header, meta[i]->second);
+    }
+    header += '}';
+  }
+  std::uint64_t offset = 0;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const TensorData& t = tensors[order[k]];
+    if (k > 0 || !meta.empty()) header += ',';
+    detail::append_json_string(header, t.name);
+    header += ":{\"dtype\":\"";
+    header += dtype_info(t.dtype).safetensors_name;
+    header += "\",\"shape\":[";
+    for (std::size_t d = 0; d < t.shape.size(); ++d) {
+      if (d > 0) header += ',';
+      header += std::to_string(t.shape[d]);
+    }
+    if (t.nbytes > UINT64_MAX - offset)
+      return bad_input("the tensors' total size overflows 64 bits", path, "safetensors.write.shape",
+                       t.name);
+    header += "],\"data_offsets\":[" + std::to_string(offset) + ',' +
+              std::to_string(offset + t.nbytes) + "]}";
+    offset += t.nbytes;
+  }
+  header += '}';
+  header.append((8 - header.size() % 8) % 8, ' ');  // "Force alignment to 8 bytes"
+
+  if (header.size() > kSafetensorsMaxHeader) {
+    return Status(Errc::limit_exceeded, "the header would be " + std::to_string(header.size()) +
+                                            " bytes; readers accept at most " +
+                                            std::to_string(kSafetensorsMaxHeader))
+        .with_file(std::string(path))
+        .with_rule("safetensors.write.header_too_large")
+        .with_hint("split the tensors into shards");
+  }
+
+  auto file = detail::TempFile::create(path);
+  if (!file) return file.status();
+  unsigned char prefix[8];
+  detail::store_le64(prefix, header.size());
+  DMEM_TRY(file->write(prefix, sizeof prefix));
+  DMEM_TRY(file->write(header.data(), header.size()));
+  for (const std::size_t i : order)
+    if (tensors[i].nbytes > 0) DMEM_TRY(file->write(tensors[i].data, tensors[i].nbytes));
+  return file->commit();  // an uncommitted TempFile removes itself on every early return
+}
+
+}  // namespace v1
+}  // namespace dmem
