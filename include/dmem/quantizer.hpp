@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "dmem/strategy.hpp"
 #include "dmem/tensor.hpp"
 
 namespace dmem {
@@ -53,8 +54,22 @@ struct QuantizerCaps {
 /// gguf q8_0/q6_k/q5_k/q4_k/q4_0, fp8 e4m3/e5m2 casting).
 [[nodiscard]] const std::vector<QuantizerCaps>& builtin_quantizers() noexcept;
 
+/// The described quantizer with this id and variant (empty variant: the first with the id);
+/// nullptr when none.
+[[nodiscard]] const QuantizerCaps* find_quantizer(std::string_view id,
+                                                  std::string_view variant = {}) noexcept;
+
+/// The description a component's storage resolves to: the fp8 cast for layerwise casting, the
+/// quantizer whose parameters match for a quantized storage (parameters it was not described
+/// with are ignored), nullptr for native storage or an unknown quantizer id.
+[[nodiscard]] const QuantizerCaps* storage_caps(const Storage& storage) noexcept;
+/// Same, looked up in `table` (plugins' descriptions, or crafted ones in tests).
+[[nodiscard]] const QuantizerCaps* storage_caps(const Storage& storage,
+                                                const std::vector<QuantizerCaps>& table) noexcept;
+
 /// Exact stored bytes of `tensor` under the described quantizer (packed data + scales + state);
-/// tensors the quantizer leaves alone (not a linear weight) keep their bytes.
+/// tensors the quantizer leaves alone (not a linear weight) keep their bytes. For a cast
+/// (`is_cast`) the flag means "layerwise casting applies to this tensor" (castable).
 [[nodiscard]] std::uint64_t quantized_bytes(const QuantizerCaps& caps, const TensorInfo& tensor,
                                             bool is_linear_weight) noexcept;
 

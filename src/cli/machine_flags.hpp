@@ -1,0 +1,52 @@
+// Flags shared by `dmem plan`, `dmem validate` and `dmem hardware`: the machine (probed, preset or
+// given), the workload and the planning options.
+#pragma once
+
+#include <string>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "dmem/hardware.hpp"
+#include "dmem/plan.hpp"
+#include "dmem/status.hpp"
+
+namespace dmem::cli {
+
+namespace po = boost::program_options;
+
+/// Everything the machine and workload flags say, resolved: the hardware is probed (unless
+/// --no-probe), then the preset, explicit values and calibration are applied.
+struct MachineArgs {
+  HardwareOptions hardware_options;
+  Hardware hardware;
+  Workload workload;
+  PlanOptions options;
+};
+
+/// --vram --ram --gpu --gpus --pinned-limit --disk --cache-dir --calibration --no-probe
+void add_hardware_options(po::options_description& desc);
+/// --width --height --frames --batch --steps --activation-gib --prefer --margin
+void add_workload_options(po::options_description& desc);
+/// Both of the above.
+void add_machine_options(po::options_description& desc);
+
+/// Reads the flags added above (those not added are left at their defaults) and builds the
+/// hardware. Errors are Errc::invalid_argument naming the flag, or make_hardware's error.
+[[nodiscard]] Result<MachineArgs> read_machine_options(const po::variables_map& vm);
+
+/// Only the hardware part (no probe/make_hardware call): for tests and `dmem hardware`.
+[[nodiscard]] Result<HardwareOptions> read_hardware_options(const po::variables_map& vm);
+
+/// The machine as JSON (the `hardware` object of `dmem hardware --json` and `dmem plan --json`).
+[[nodiscard]] nlohmann::json hardware_json(const Hardware& hw);
+/// One line for report headers: "NVIDIA GeForce RTX 5090 32.00 GiB (sm_120, PCIe 5.0 x16) ·
+/// RAM 60.00 GiB".
+[[nodiscard]] std::string hardware_line(const Hardware& hw);
+/// Pinned bytes dmem may lock: --pinned-limit, else half the available RAM.
+[[nodiscard]] std::uint64_t effective_pinned_limit(const Hardware& hw);
+
+/// "quality" | "speed" | "memory" | "balanced".
+[[nodiscard]] std::string preference_name(Preference p);
+
+}  // namespace dmem::cli

@@ -1,0 +1,16 @@
+// The public validate(): the rules table over the stock capabilities, budgets from estimate().
+// Kept apart from validate.cpp so rule tests can link without the estimator.
+#include "plan/rules.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+Result<std::vector<Violation>> validate(const Model& model, const Strategy& strategy,
+                                        const Hardware& hardware, const Workload& workload,
+                                        const PlanOptions& options) noexcept {
+  return detail::validate_with(model, strategy, hardware, workload, options, builtin_quantizers(),
+                               &estimate);
+}
+
+}  // namespace v1
+}  // namespace dmem
