@@ -2,6 +2,7 @@
 // composition validator that rejects impossible strategies before anything loads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -88,6 +89,8 @@ struct PlanReport {
   PlanOptions options;
   std::vector<Plan> plans;        ///< ranked, best first
   std::vector<Rejected> rejected;
+  std::size_t candidates = 0;        ///< strategies costed and checked
+  std::size_t rejected_similar = 0;  ///< rejected ones not listed: same shape and rule as a listed one
 };
 
 /// Every viable plan, ranked, and every rejected candidate with its violations.

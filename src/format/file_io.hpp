@@ -15,6 +15,11 @@ namespace dmem::detail {
 /// Errc::not_found, everything else to Errc::io_error. Sets the file and rule "file.io".
 [[nodiscard]] Status os_error(std::string_view what, std::string_view path, int err) noexcept;
 
+/// Status for a writer's rejected input: Errc::invalid_argument with the destination file, the
+/// rule id and (when given) the tensor.
+[[nodiscard]] Status writer_input_error(std::string message, std::string_view path, const char* rule,
+                                        const std::string& tensor = {});
+
 /// A regular file opened read-only (close-on-exec). Move-only; closes on destruction.
 class ReadFile {
  public:

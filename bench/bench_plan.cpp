@@ -1,0 +1,106 @@
+// Planning speed: a full plan (profile, enumerate, cost, validate, prune, rank) for Qwen-Image on
+// a few machines, as milliseconds per plan, plans per second, and the ratio to a peer measured in
+// the same run: generating the catalog model and summarizing every component (the cost of
+// reading the model's structure, which planning cannot avoid). Goal: well under 100 ms.
+//
+//   bench_plan [--repeat N] [--model NAME]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "dmem/catalog.hpp"
+#include "dmem/module_tree.hpp"
+#include "dmem/plan.hpp"
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint64_t kGiB = 1024ull * 1024ull * 1024ull;
+
+template <class F>
+double median_ms(int repeat, F&& f) {
+  std::vector<double> t;
+  for (int i = 0; i < repeat; ++i) {
+    const auto a = Clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int repeat = 9;
+  std::string name = "qwen-image";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--repeat")
+      repeat = std::max(1, std::atoi(argv[i + 1]));
+    else if (a == "--model")
+      name = argv[i + 1];
+  }
+  auto model = dmem::catalog_model(name);
+  if (!model) {
+    std::fprintf(stderr, "%s\n", model.status().to_string().c_str());
+    return 2;
+  }
+  // Peer: what reading the model's structure costs (catalog generation + module-tree summaries).
+  const double peer = median_ms(repeat, [&] {
+    auto m = dmem::catalog_model(name);
+    std::uint64_t sink = 0;
+    for (const auto& c : m->components) sink += dmem::summarize(c).bytes;
+    if (sink == 0) std::abort();
+  });
+  fmt::print("model {}: peer (catalog model + summarize) {:.2f} ms\n", name, peer);
+  fmt::print("{:<34} {:>10} {:>9} {:>10} {:>8} {:>8} {:>9}\n", "machine", "ms/plan", "plans/s",
+             "x peer", "cands", "viable", "rejected");
+
+  struct M {
+    const char* label;
+    const char* gpu;
+    std::uint64_t vram, ram;
+    std::uint32_t gpus;
+  };
+  const M machines[] = {{"rtx5090 32 GiB, 60 GiB RAM (seed 0)", "rtx5090", 32 * kGiB, 60 * kGiB, 1},
+                        {"29 GiB, 12 GiB RAM (seed 4)", "rtx5090", 29 * kGiB, 12 * kGiB, 1},
+                        {"rtx4070 8 GiB, 16 GiB RAM", "rtx4070", 8 * kGiB, 16 * kGiB, 1},
+                        {"2 x rtx4090, 64 GiB RAM", "rtx4090", 0, 64 * kGiB, 2},
+                        {"cpu only, 64 GiB RAM", "none", 0, 64 * kGiB, 0}};
+  double worst = 0;
+  for (const auto& m : machines) {
+    dmem::HardwareOptions o;
+    o.probe = false;
+    o.gpu = m.gpu;
+    if (m.vram != 0) o.vram = m.vram;
+    if (m.gpus > 1) o.gpus = m.gpus;
+    o.ram = m.ram;
+    o.disk = 500 * kGiB;
+    auto hw = dmem::make_hardware(o);
+    if (!hw) {
+      std::fprintf(stderr, "%s\n", hw.status().to_string().c_str());
+      return 2;
+    }
+    dmem::Workload wl;
+    wl.width = wl.height = 1328;
+    std::size_t cands = 0, viable = 0, rejected = 0;
+    const double ms = median_ms(repeat, [&] {
+      auto r = dmem::make_plans(*model, *hw, wl);
+      if (!r) std::abort();
+      cands = r->candidates;
+      viable = r->plans.size();
+      rejected = r->rejected.size() + r->rejected_similar;
+    });
+    worst = std::max(worst, ms);
+    fmt::print("{:<34} {:>10.2f} {:>9.1f} {:>10.2f} {:>8} {:>8} {:>9}\n", m.label, ms, 1000.0 / ms,
+               ms / peer, cands, viable, rejected);
+  }
+  fmt::print("slowest full plan {:.2f} ms (goal: well under 100 ms)\n", worst);
+  return 0;
+}

@@ -1,0 +1,113 @@
+// `dmem plan`: every way a model can run on this (or a described) machine, ranked, with the
+// rejected candidates and the rule or budget each broke.
+// GCC 12 flags a null dereference inside std::string inlined into Boost.Program_options'
+// typed_value<std::string>::notify (a false positive); the CLI is built with -Werror.
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "cli/machine_flags.hpp"
+#include "cli/plan_render.hpp"
+#include "dmem/model.hpp"
+#include "dmem/plan.hpp"
+
+namespace dmem::cli {
+
+namespace {
+
+constexpr const char* kHelp =
+    R"(usage: dmem plan <model> [flags] [--prefer P] [--json] [--explain ID] [--svg FILE] [--show-rejected]
+
+Every way the model can run on the machine (probed, or described by --gpu/--vram/--ram ...):
+per plan the VRAM peak, RAM at load and steady, load seconds, seconds per step, total and quality
+tier, grouped as offloading / casting and quantization; then the rejected candidates with the
+rule or budget they broke. Formulas: docs/planner.md.
+Exit status: 0 plans found, 1 no viable plan, 2 bad input.)";
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "dmem plan: %s\n", what.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int run_plan(const Args& args) {
+  po::options_description desc("flags");
+  desc.add_options()("help,h", "this text")("model", po::value<std::string>(),
+                                            "catalog name or checkpoint path")(
+      "json", po::bool_switch(), "JSON output (hardware, workload, plans[], rejected[])")(
+      "explain", po::value<std::string>(), "print the arithmetic of plan ID phase by phase")(
+      "svg", po::value<std::string>(),
+      "write per-phase VRAM and RAM bars of the best plans to FILE")(
+      "show-rejected", po::bool_switch(), "list every rejected candidate with all its violations")(
+      "top", po::value<std::string>(), "plans shown per group in the table (default 5)");
+  add_machine_options(desc);
+  po::positional_options_description pos;
+  pos.add("model", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::printf("%s\n\n", kHelp);
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (!vm.count("model"))
+    return fail("no model given (dmem plan <model>; dmem models lists the catalog)");
+  RenderOptions ro;
+  ro.show_rejected = vm["show-rejected"].as<bool>();
+  if (vm.count("top")) {
+    const std::string t = vm["top"].as<std::string>();
+    std::size_t v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v == 0)
+      return fail("--top: '" + t + "' is not a whole number of at least 1");
+    ro.top = v;
+  }
+  auto model = open_model(vm["model"].as<std::string>());
+  if (!model) return fail(model.status().to_string());
+  auto machine = read_machine_options(vm);
+  if (!machine) return fail(machine.status().to_string());
+  auto report = make_plans(*model, machine->hardware, machine->workload, machine->options);
+  if (!report) return fail(report.status().to_string());
+
+  if (vm.count("svg")) {
+    const std::string path = vm["svg"].as<std::string>();
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) return fail(path + ": cannot write the SVG file");
+      out << render_svg(*model, *report, 6);
+      if (!out) return fail(path + ": cannot write the SVG file");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      return fail(path + ": cannot write the SVG file");
+    }
+  }
+  if (vm["json"].as<bool>()) {
+    std::printf("%s\n", plan_json(*model, *report).dump(2).c_str());
+    return report->plans.empty() ? 1 : 0;
+  }
+  if (vm.count("explain")) {
+    const std::string id = vm["explain"].as<std::string>();
+    const std::string text = render_explain(*model, *report, id);
+    if (text.empty())
+      return fail("--explain: no plan '" + id + "' (" + std::to_string(report->plans.size()) +
+                  " viable plans, ids 1.." + std::to_string(report->plans.size()) + ")");
+    std::printf("%s", text.c_str());
+    return 0;
+  }
+  if (report->plans.empty()) {
+    std::printf("%s", render_no_plan(*model, *report).c_str());
+    return 1;
+  }
+  std::printf("%s", render_plan_table(*model, *report, ro).c_str());
+  return 0;
+}
+
+}  // namespace dmem::cli

@@ -1,0 +1,408 @@
+// make_plans: enumerate placement x storage per component, cost every candidate with the
+// profiled estimator, validate it with the rules table (the same rules validate() runs), prune
+// dominated plans and rank the rest (docs/planner.md, "Search").
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "dmem/units.hpp"
+#include "plan/estimator.hpp"
+#include "plan/ranking.hpp"
+#include "plan/rules.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+namespace {
+
+using detail::ComponentProfile;
+using detail::ModelProfile;
+
+constexpr std::uint64_t kLargeEncoder = 1ull << 30;  // text encoders worth transforming
+constexpr std::size_t kMaxRejected = 400;
+
+Storage native() {
+  return Storage{};
+}
+
+Storage from_caps(const QuantizerCaps& c) {
+  Storage s;
+  if (c.is_cast) {
+    s.kind = StorageKind::layerwise_cast;
+    s.cast_dtype = c.variant == "e5m2" ? DType::f8_e5m2 : DType::f8_e4m3;
+  } else {
+    s.kind = StorageKind::quantized;
+    s.quantizer = c.id;
+    s.params = c.params;
+  }
+  return s;
+}
+
+Placement place(PlacementKind k) {
+  Placement p;
+  p.kind = k;
+  return p;
+}
+
+Placement offload(PlacementKind k, OffloadLevel level, bool stream, Tier park) {
+  Placement p;
+  p.kind = k;
+  p.level = level;
+  p.use_stream = stream;
+  p.park = park;
+  p.blocks_per_group = 1;
+  p.prefetch = 1;
+  return p;
+}
+
+struct Option {
+  Placement placement;
+  Storage storage;
+};
+
+int tier_of(const Storage& s) {
+  const QuantizerCaps* c = storage_caps(s);
+  return c == nullptr ? 0 : static_cast<int>(c->quality);
+}
+
+std::uint64_t usable(std::uint64_t budget, double margin) {
+  return static_cast<std::uint64_t>(std::floor(static_cast<double>(budget) * (1.0 - margin)));
+}
+
+struct Search {
+  const Model& model;
+  const Hardware& hw;
+  const Workload& wl;
+  const PlanOptions& opt;
+  ModelProfile mp;
+  detail::PlatformFacts platform;
+  std::vector<detail::Ranked> viable;
+  std::vector<Rejected> rejected;
+  std::set<std::string> rejected_keys;
+  std::size_t rejected_total = 0;
+  std::size_t candidates = 0;
+
+  std::vector<const Component*> denoisers, encoders, vaes;
+
+  Search(const Model& m, const Hardware& h, const Workload& w, const PlanOptions& o)
+      : model(m), hw(h), wl(w), opt(o), mp(detail::profile_model(m, w)) {}
+
+  std::uint64_t vram_usable() const {
+    if (hw.gpus.empty()) return 0;
+    std::uint64_t v = hw.gpus.front().vram_free;
+    for (const auto& g : hw.gpus) v = std::min(v, g.vram_free);
+    return usable(v, opt.margin);
+  }
+
+  // The rules table over one candidate, with its estimate for the budget rules.
+  std::vector<Violation> check(const Strategy& s, const Estimate* est) {
+    detail::RuleContext ctx{model, s, hw, wl, opt, builtin_quantizers(), platform, {}, est};
+    for (const auto& cs : s.components) {
+      detail::ComponentView v;
+      v.strategy = &cs;
+      v.component = model.find(cs.component);
+      v.caps = storage_caps(cs.storage);
+      if (auto* p = mp.find(cs.component))
+        v.blocks = static_cast<std::uint32_t>(p->summary.blocks.size());
+      ctx.views.push_back(v);
+    }
+    std::vector<Violation> out;
+    for (const auto& rule : detail::rules_table()) rule.check(ctx, out);
+    return out;
+  }
+
+  std::string reject_key(const Strategy& s, const std::vector<Violation>& v) {
+    std::string k;
+    // The denoiser's placement and storage, the others' placement kinds and the first rule.
+    for (const auto& c : s.components) {
+      const Component* comp = model.find(c.component);
+      const bool den = comp != nullptr && comp->role == Role::denoiser;
+      const QuantizerCaps* q = storage_caps(c.storage);
+      k += c.component + ":" + detail::placement_kind_name(c.placement.kind) + ":" +
+           (den ? (q ? q->display : "native") + std::to_string(static_cast<int>(c.placement.park))
+                : "") +
+           ";";
+    }
+    k += v.empty() ? "" : v.front().rule;
+    return k;
+  }
+
+  void consider(Strategy s) {
+    ++candidates;
+    auto est = detail::estimate_profiled(mp, s, hw);
+    std::vector<Violation> v = check(s, est ? &*est : nullptr);
+    if (!est && v.empty())
+      v.push_back({"estimate", "", est.status().message(), "report this strategy as a dmem bug"});
+    if (!v.empty()) {
+      ++rejected_total;
+      // One entry per shape of failure keeps the list readable; the count says how many.
+      if (rejected.size() < kMaxRejected && rejected_keys.insert(reject_key(s, v)).second)
+        rejected.push_back({std::move(s), std::move(v)});
+      return;
+    }
+    detail::Ranked r;
+    r.plan.strategy = std::move(s);
+    r.plan.estimate = std::move(*est);
+    viable.push_back(std::move(r));
+  }
+
+  // Largest k (resident blocks) whose plan fits the VRAM budget; 1 when none does.
+  std::uint32_t largest_k(Strategy s, std::size_t index, std::uint32_t nblocks) {
+    const std::uint64_t limit = vram_usable();
+    std::uint32_t lo = 1, hi = nblocks - 1, best = 0;
+    while (lo <= hi) {
+      const std::uint32_t mid = lo + (hi - lo) / 2;
+      s.components[index].placement.resident_blocks = mid;
+      auto est = detail::estimate_profiled(mp, s, hw);
+      if (est && est->vram_peak_bytes <= limit) {
+        best = mid;
+        lo = mid + 1;
+      } else {
+        if (mid == 0) break;
+        hi = mid - 1;
+      }
+    }
+    return best == 0 ? 1 : best;
+  }
+};
+
+std::vector<Storage> storages_for(const ComponentProfile& p, bool large) {
+  std::vector<Storage> out{native()};
+  if (!large) return out;
+  for (const auto& c : builtin_quantizers()) {
+    if (c.is_cast && c.variant != "e4m3") continue;  // e5m2: same size, lower precision
+    out.push_back(from_caps(c));
+  }
+  (void)p;
+  return out;
+}
+
+}  // namespace
+
+Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
+                              const Workload& workload, const PlanOptions& options) noexcept {
+  if (!(options.margin >= 0.0 && options.margin < 1.0))
+    return Status(Errc::invalid_argument, "margin must be in [0, 1)").with_rule("plan.margin");
+  if (model.components.empty())
+    return Status(Errc::invalid_argument, "model '" + model.name + "' has no components");
+  Search S(model, hardware, workload, options);
+  {
+    Strategy probe;
+    ComponentStrategy cs;
+    cs.component = model.components.front().name;
+    cs.placement.kind = PlacementKind::disk;
+    probe.components.push_back(cs);
+    S.platform =
+        detail::make_rule_context(model, probe, hardware, workload, options, builtin_quantizers())
+            .platform;
+  }
+  for (const auto& c : model.components) {
+    if (c.role == Role::denoiser)
+      S.denoisers.push_back(&c);
+    else if (c.role == Role::vae)
+      S.vaes.push_back(&c);
+    else
+      S.encoders.push_back(&c);
+  }
+  const bool gpu = !hardware.gpus.empty();
+
+  // ---- denoiser options: placement x storage ---------------------------------------------
+  std::vector<Option> den_opts;
+  if (!S.denoisers.empty()) {
+    ComponentProfile& dp = *S.mp.find(S.denoisers.front()->name);
+    const bool has_blocks = dp.summary.blocks.size() >= 2;
+    for (const Storage& sto : storages_for(dp, true)) {
+      if (!gpu) {
+        den_opts.push_back({place(PlacementKind::cpu), sto});
+        continue;
+      }
+      den_opts.push_back({place(PlacementKind::resident), sto});
+      den_opts.push_back(
+          {offload(PlacementKind::model_offload, OffloadLevel::block, false, Tier::pinned), sto});
+      if (has_blocks) {
+        den_opts.push_back(
+            {offload(PlacementKind::group_offload, OffloadLevel::block, true, Tier::pinned), sto});
+        den_opts.push_back(
+            {offload(PlacementKind::group_offload, OffloadLevel::block, true, Tier::pageable),
+             sto});
+        for (Tier t : {Tier::pinned, Tier::pageable, Tier::disk})
+          den_opts.push_back({offload(PlacementKind::partial, OffloadLevel::block, true, t), sto});
+      }
+      den_opts.push_back(
+          {offload(PlacementKind::group_offload, OffloadLevel::leaf, true, Tier::pinned), sto});
+      den_opts.push_back(
+          {offload(PlacementKind::sequential, OffloadLevel::leaf, false, Tier::pageable), sto});
+      den_opts.push_back(
+          {offload(PlacementKind::disk, OffloadLevel::block, true, Tier::disk), sto});
+    }
+  }
+
+  // ---- text encoder options (applied to every encoder; transforms only to large ones) ------
+  struct EncOption {
+    Placement placement;
+    Storage storage;
+    bool with_resident_denoiser_only = false;
+  };
+  std::vector<EncOption> enc_opts;
+  if (!S.encoders.empty()) {
+    std::vector<Storage> small_set{native()};
+    for (const auto& c : builtin_quantizers())
+      if ((c.is_cast && c.variant == "e4m3") || c.variant == "q8_0" || c.variant == "nf4")
+        small_set.push_back(from_caps(c));
+    if (gpu) {
+      for (const auto& s : small_set) enc_opts.push_back({place(PlacementKind::dropped), s, false});
+      for (const auto& s : small_set) enc_opts.push_back({place(PlacementKind::resident), s, true});
+      enc_opts.push_back(
+          {offload(PlacementKind::model_offload, OffloadLevel::block, false, Tier::pinned),
+           native(), false});
+      enc_opts.push_back(
+          {offload(PlacementKind::group_offload, OffloadLevel::block, true, Tier::pinned), native(),
+           false});
+      if (hardware.gpus.size() >= 2) {
+        Placement p = place(PlacementKind::resident);
+        p.gpu = 1;
+        enc_opts.push_back({p, native(), false});
+      }
+    }
+    enc_opts.push_back({place(PlacementKind::cpu), native(), false});
+    for (const auto& c : builtin_quantizers())
+      if (c.variant == "q8_0") enc_opts.push_back({place(PlacementKind::cpu), from_caps(c), false});
+  }
+
+  // ---- VAE options ------------------------------------------------------------------------
+  std::vector<std::pair<Placement, bool>> vae_opts;  // placement, tiling
+  if (gpu) {
+    vae_opts.push_back({place(PlacementKind::resident), false});
+    vae_opts.push_back({place(PlacementKind::resident), true});
+  } else {
+    vae_opts.push_back({place(PlacementKind::cpu), false});
+    vae_opts.push_back({place(PlacementKind::cpu), true});
+  }
+
+  auto build = [&](const Option* d, const EncOption* e, const std::pair<Placement, bool>& v) {
+    Strategy s;
+    s.vae_tiling = v.second && !S.vaes.empty();
+    for (const auto& c : model.components) {
+      ComponentStrategy cs;
+      cs.component = c.name;
+      if (c.role == Role::denoiser && d != nullptr) {
+        cs.placement = d->placement;
+        cs.storage = d->storage;
+      } else if (c.role == Role::vae) {
+        cs.placement = v.first;
+      } else if (e != nullptr) {
+        cs.placement = e->placement;
+        ComponentProfile* p = S.mp.find(c.name);
+        const bool large = p != nullptr && p->summary.bytes >= kLargeEncoder;
+        cs.storage = large ? e->storage : native();
+      }
+      s.components.push_back(std::move(cs));
+    }
+    return s;
+  };
+
+  const std::size_t den_index = [&] {
+    for (std::size_t i = 0; i < model.components.size(); ++i)
+      if (model.components[i].role == Role::denoiser) return i;
+    return std::size_t{0};
+  }();
+  const std::uint32_t den_blocks =
+      S.denoisers.empty()
+          ? 0
+          : static_cast<std::uint32_t>(S.mp.find(S.denoisers.front()->name)->summary.blocks.size());
+
+  auto run = [&](const Option* d) {
+    for (const auto& e : enc_opts) {
+      if (e.with_resident_denoiser_only &&
+          (d == nullptr || d->placement.kind != PlacementKind::resident))
+        continue;
+      // An encoder storage that duplicates the native option on small encoders is skipped.
+      bool any_large = false;
+      for (const auto* c : S.encoders)
+        any_large = any_large || S.mp.find(c->name)->summary.bytes >= kLargeEncoder;
+      if (!any_large && e.storage.kind != StorageKind::native) continue;
+      for (const auto& v : vae_opts) {
+        Strategy s = build(d, S.encoders.empty() ? nullptr : &e, v);
+        if (d != nullptr && d->placement.kind == PlacementKind::partial && den_blocks >= 2)
+          s.components[den_index].placement.resident_blocks = S.largest_k(s, den_index, den_blocks);
+        S.consider(std::move(s));
+      }
+      if (S.encoders.empty()) break;
+    }
+  };
+  if (S.encoders.empty()) enc_opts.push_back({place(PlacementKind::resident), native(), false});
+  if (den_opts.empty()) run(nullptr);
+  for (const auto& d : den_opts) run(&d);
+
+  // ---- facts, notes, pruning, ranking -----------------------------------------------------
+  const std::uint64_t vram_budget = S.vram_usable();
+  std::uint64_t largest_native = 0;
+  std::string largest_name;
+  for (const auto& p : S.mp.components)
+    if (p.summary.bytes > largest_native) {
+      largest_native = p.summary.bytes;
+      largest_name = p.component->name;
+    }
+  for (auto& r : S.viable) {
+    const Strategy& s = r.plan.strategy;
+    r.facts.vram_usable = vram_budget;
+    int worst = 0;
+    bool quantized = false;
+    for (const auto& cs : s.components) {
+      const Component* c = model.find(cs.component);
+      const int t = tier_of(cs.storage);
+      worst = std::max(worst, t);
+      quantized = quantized || cs.storage.kind == StorageKind::quantized;
+      if (c != nullptr && c->role == Role::denoiser)
+        r.facts.denoiser_tier = std::max(r.facts.denoiser_tier, t);
+      else if (c != nullptr && c->role != Role::vae)
+        r.facts.encoder_tier = std::max(r.facts.encoder_tier, t);
+    }
+    r.plan.quality_tier = std::string(quality_name(static_cast<QualityTier>(worst)));
+    r.plan.group = quantized ? "quantization" : "offloading / casting";
+  }
+  detail::prune_dominated(S.viable);
+  detail::rank_plans(S.viable, options.prefer);
+
+  PlanReport report;
+  report.hardware = hardware;
+  report.workload = workload;
+  report.options = options;
+  for (auto& r : S.viable) {
+    Plan& p = r.plan;
+    const Estimate& e = p.estimate;
+    for (const auto& cs : p.strategy.components) {
+      const Component* c = model.find(cs.component);
+      if (c == nullptr) continue;
+      if (cs.placement.kind == PlacementKind::dropped)
+        p.notes.push_back(cs.component +
+                          " runs on the GPU for its phase and is freed, so it never "
+                          "shares VRAM with the denoiser");
+      if (cs.placement.kind == PlacementKind::partial)
+        p.notes.push_back(cs.component + ": k = " + std::to_string(cs.placement.resident_blocks) +
+                          " is the largest number of resident blocks that fits");
+      if (cs.placement.kind == PlacementKind::disk ||
+          (cs.placement.park == Tier::disk && cs.placement.kind == PlacementKind::partial))
+        p.notes.push_back(cs.component + " streams from " +
+                          (cs.storage.kind == StorageKind::native
+                               ? std::string("the checkpoint file (no copy)")
+                               : std::string("a transformed copy in the cache dir")));
+      if (cs.placement.kind == PlacementKind::cpu)
+        p.notes.push_back(cs.component + " computes on the CPU");
+    }
+    if (p.strategy.vae_tiling)
+      p.notes.push_back("VAE tiling bounds the decode activations by the tile size");
+    p.notes.push_back("load RAM " + format_bytes(e.load_ram_peak_bytes) +
+                      " with dmem's streaming loader; diffusers' from_pretrained would hold " +
+                      largest_name + " whole in RAM (" + format_bytes(largest_native) + ")");
+    report.plans.push_back(std::move(p));
+    if (options.max_plans != 0 && report.plans.size() >= options.max_plans) break;
+  }
+  report.candidates = S.candidates;
+  report.rejected_similar = S.rejected_total - S.rejected.size();
+  report.rejected = std::move(S.rejected);
+  return report;
+}
+
+}  // namespace v1
+}  // namespace dmem
