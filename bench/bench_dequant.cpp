@@ -29,7 +29,8 @@ double best_seconds(F&& f, int reps) {
 
 int main(int argc, char** argv) {
   std::size_t mib = 64;
-  if (argc == 3 && std::string(argv[1]) == "--mib") mib = std::max(1, std::atoi(argv[2]));
+  if (argc == 3 && std::string(argv[1]) == "--mib")
+    mib = std::max(1, std::atoi(argv[2]));
   else if (argc != 1) {
     std::fprintf(stderr, "usage: bench_dequant [--mib N]\n");
     return 2;
@@ -41,14 +42,17 @@ int main(int argc, char** argv) {
   const double memcpy_gbs = static_cast<double>(n) * 4 / memcpy_s / 1e9;
   std::printf("memcpy of %zu MiB f32: %.2f GB/s (peer)\n", mib, memcpy_gbs);
   std::printf("%-8s %12s %14s %10s\n", "type", "out GB/s", "packed GB/s", "vs memcpy");
-  for (dmem::DType t : {dmem::DType::q8_0, dmem::DType::q4_0, dmem::DType::q4_1, dmem::DType::q5_0,
-                        dmem::DType::q4_k, dmem::DType::q5_k, dmem::DType::q6_k, dmem::DType::q2_k}) {
+  for (dmem::DType t :
+       {dmem::DType::q8_0, dmem::DType::q4_0, dmem::DType::q4_1, dmem::DType::q5_0,
+        dmem::DType::q4_k, dmem::DType::q5_k, dmem::DType::q6_k, dmem::DType::q2_k}) {
     const auto& info = dmem::dtype_info(t);
     std::vector<std::uint8_t> packed(n / info.block_elems * info.block_bytes);
-    for (std::size_t i = 0; i < packed.size(); ++i) packed[i] = static_cast<std::uint8_t>(i * 131 + 7);
+    for (std::size_t i = 0; i < packed.size(); ++i)
+      packed[i] = static_cast<std::uint8_t>(i * 131 + 7);
     // keep fp16 scale fields finite: zero the top byte pattern that would make inf/NaN
     for (std::size_t i = 1; i < packed.size(); i += 2) packed[i] &= 0x3B;
-    const double s = best_seconds([&] { (void)dmem::dequantize(t, packed.data(), out.data(), n); }, 3);
+    const double s =
+        best_seconds([&] { (void)dmem::dequantize(t, packed.data(), out.data(), n); }, 3);
     const double gbs = static_cast<double>(n) * 4 / s / 1e9;
     std::printf("%-8s %12.2f %14.2f %9.2fx\n", std::string(info.name).c_str(), gbs,
                 static_cast<double>(packed.size()) / s / 1e9, gbs / memcpy_gbs);

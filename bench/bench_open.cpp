@@ -41,7 +41,8 @@ std::uint64_t rchar() {
 
 // Writes shard headers by hand and extends each file sparsely to its full size: the tensor data
 // is never written (nor read by a correct reader).
-std::vector<std::string> make_checkpoint(const fs::path& dir, const dmem::Component& c, int shards) {
+std::vector<std::string> make_checkpoint(const fs::path& dir, const dmem::Component& c,
+                                         int shards) {
   fs::create_directories(dir);
   std::uint64_t total = 0;
   for (const auto& t : c.tensors) total += t.nbytes;
@@ -106,8 +107,10 @@ int main(int argc, char** argv) {
   int repeat = 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    if (a == "--dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::max(1, std::atoi(argv[++i]));
     else {
       std::fprintf(stderr, "usage: bench_open [--dir DIR] [--repeat N]\n");
       return 2;
@@ -155,10 +158,12 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(open_bytes));
   std::printf("peer (headers) : %8.3f ms  read %10llu bytes\n", best_peer * 1e3,
               static_cast<unsigned long long>(peer_bytes));
-  std::printf("ratio time %.2fx, bytes %.3fx of the peer; tensor data read: %s (%.6f%% of the checkpoint)\n",
-              best_open / best_peer, static_cast<double>(open_bytes) / static_cast<double>(peer_bytes),
-              open_bytes < logical / 1000 ? "none" : "YES",
-              100.0 * static_cast<double>(open_bytes) / static_cast<double>(logical));
+  std::printf(
+      "ratio time %.2fx, bytes %.3fx of the peer; tensor data read: %s (%.6f%% of the "
+      "checkpoint)\n",
+      best_open / best_peer, static_cast<double>(open_bytes) / static_cast<double>(peer_bytes),
+      open_bytes < logical / 1000 ? "none" : "YES",
+      100.0 * static_cast<double>(open_bytes) / static_cast<double>(logical));
   std::error_code ec;
   fs::remove_all(dir, ec);
   return 0;

@@ -20,11 +20,12 @@ int main(int argc, char** argv) {
               model->source.c_str());
   for (const dmem::Component& component : model->components) {
     const dmem::ComponentSummary s = dmem::summarize(component);
-    std::printf("  %-14s %-12s %6llu tensors  %s  blocks %zu (largest %s)  castable %s  linear %s\n",
-                s.name.c_str(), std::string(dmem::role_name(s.role)).c_str(),
-                static_cast<unsigned long long>(s.tensors), dmem::format_bytes(s.bytes).c_str(),
-                s.blocks.size(), dmem::format_bytes(s.max_block_bytes).c_str(),
-                dmem::format_bytes(s.castable_bytes).c_str(), dmem::format_bytes(s.linear_bytes).c_str());
+    std::printf(
+        "  %-14s %-12s %6llu tensors  %s  blocks %zu (largest %s)  castable %s  linear %s\n",
+        s.name.c_str(), std::string(dmem::role_name(s.role)).c_str(),
+        static_cast<unsigned long long>(s.tensors), dmem::format_bytes(s.bytes).c_str(),
+        s.blocks.size(), dmem::format_bytes(s.max_block_bytes).c_str(),
+        dmem::format_bytes(s.castable_bytes).c_str(), dmem::format_bytes(s.linear_bytes).c_str());
   }
   return 0;
 }

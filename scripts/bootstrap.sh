@@ -21,7 +21,7 @@ esac
 # ---- packages ----------------------------------------------------------------------------------
 pkgs=(build-essential cmake ninja-build ccache pkg-config libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libopenblas-dev)
-if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev); fi
+if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev clang-format); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -58,6 +58,10 @@ cmake --build "$build" -j "$jobs"
 [ "$mode" = test ] || exit 0
 
 # ---- tests -------------------------------------------------------------------------------------
+# Style first: every C++ source is clang-formatted (.clang-format).
+(cd "$here" && git ls-files '*.cpp' '*.hpp' '*.h' '*.cu' 2>/dev/null | xargs -r clang-format --dry-run --Werror) ||
+  { echo "bootstrap: run clang-format -i on the files above" >&2; exit 1; }
+
 ctest_log="$(mktemp)"
 (cd "$build" && ctest --output-on-failure -j "$jobs") 2>&1 | tee "$ctest_log"
 summary="$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$ctest_log" | tail -n 1)"

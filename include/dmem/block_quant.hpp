@@ -19,7 +19,8 @@ inline namespace v1 {
 [[nodiscard]] Status dequantize(DType type, const void* blocks, float* out,
                                 std::size_t count) noexcept;
 /// `count` f32 values (a whole number of blocks) to packed blocks.
-[[nodiscard]] Status quantize(DType type, const float* in, void* blocks, std::size_t count) noexcept;
+[[nodiscard]] Status quantize(DType type, const float* in, void* blocks,
+                              std::size_t count) noexcept;
 
 }  // namespace v1
 }  // namespace dmem

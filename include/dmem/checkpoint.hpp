@@ -23,8 +23,8 @@ inline constexpr std::uint64_t kSafetensorsMaxHeader = 100'000'000;
 struct SafetensorsFile {
   std::string path;
   std::uint64_t file_size = 0;
-  std::uint64_t header_size = 0;  ///< N, the JSON length
-  std::uint64_t data_start = 0;   ///< 8 + N
+  std::uint64_t header_size = 0;    ///< N, the JSON length
+  std::uint64_t data_start = 0;     ///< 8 + N
   std::vector<TensorInfo> tensors;  ///< sorted by offset; `file` = 0, `offset` absolute
   std::vector<std::pair<std::string, std::string>> metadata;  ///< `__metadata__`, sorted by key
 };
@@ -56,17 +56,28 @@ struct ShardedCheckpoint {
 // ---- GGUF --------------------------------------------------------------------------------------
 
 enum class GgufType : std::uint32_t {
-  u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7, string = 8,
-  array = 9, u64 = 10, i64 = 11, f64 = 12,
+  u8 = 0,
+  i8 = 1,
+  u16 = 2,
+  i16 = 3,
+  u32 = 4,
+  i32 = 5,
+  f32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  u64 = 10,
+  i64 = 11,
+  f64 = 12,
 };
 
 /// One metadata value. Arrays hold their element type and values of that type.
 struct GgufValue {
   GgufType type = GgufType::u8;
   GgufType elem_type = GgufType::u8;  ///< arrays only
-  std::variant<std::uint64_t, std::int64_t, double, bool, std::string,
-               std::vector<std::uint64_t>, std::vector<std::int64_t>, std::vector<double>,
-               std::vector<bool>, std::vector<std::string>>
+  std::variant<std::uint64_t, std::int64_t, double, bool, std::string, std::vector<std::uint64_t>,
+               std::vector<std::int64_t>, std::vector<double>, std::vector<bool>,
+               std::vector<std::string>>
       value;
 };
 

@@ -16,13 +16,19 @@ inline namespace v1 {
 /// block of `block_bytes` bytes.
 enum class DType : std::uint8_t {
   // element types (safetensors spelling in comments)
-  boolean,      // BOOL
-  u8, i8,       // U8, I8
-  u16, i16,     // U16, I16
-  u32, i32,     // U32, I32
-  u64, i64,     // U64, I64
-  f16, bf16,    // F16, BF16
-  f32, f64,     // F32, F64
+  boolean,  // BOOL
+  u8,
+  i8,  // U8, I8
+  u16,
+  i16,  // U16, I16
+  u32,
+  i32,  // U32, I32
+  u64,
+  i64,  // U64, I64
+  f16,
+  bf16,  // F16, BF16
+  f32,
+  f64,          // F32, F64
   c64,          // C64
   f8_e4m3,      // F8_E4M3 (torch float8_e4m3fn)
   f8_e5m2,      // F8_E5M2
@@ -33,27 +39,52 @@ enum class DType : std::uint8_t {
   f6_e2m3,      // F6_E2M3 (four per three bytes)
   f6_e3m2,      // F6_E3M2
   // GGML block types
-  q4_0, q4_1, q5_0, q5_1, q8_0, q8_1,
-  q2_k, q3_k, q4_k, q5_k, q6_k, q8_k,
-  iq2_xxs, iq2_xs, iq3_xxs, iq1_s, iq4_nl, iq3_s, iq2_s, iq4_xs, iq1_m,
-  tq1_0, tq2_0, mxfp4, nvfp4, q1_0, q2_0,
+  q4_0,
+  q4_1,
+  q5_0,
+  q5_1,
+  q8_0,
+  q8_1,
+  q2_k,
+  q3_k,
+  q4_k,
+  q5_k,
+  q6_k,
+  q8_k,
+  iq2_xxs,
+  iq2_xs,
+  iq3_xxs,
+  iq1_s,
+  iq4_nl,
+  iq3_s,
+  iq2_s,
+  iq4_xs,
+  iq1_m,
+  tq1_0,
+  tq2_0,
+  mxfp4,
+  nvfp4,
+  q1_0,
+  q2_0,
 };
 
 inline constexpr std::size_t kDTypeCount = static_cast<std::size_t>(DType::q2_0) + 1;
 
 struct DTypeInfo {
   DType type;
-  std::string_view name;   ///< canonical lower-case name ("bf16", "q4_k")
-  std::uint32_t block_elems;  ///< values per storage block (1 for whole-byte element types)
-  std::uint32_t block_bytes;  ///< bytes per storage block
-  bool is_float;              ///< floating-point values (incl. fp8/fp4/fp6)
-  bool is_block_quant;        ///< GGML block-quantized type
-  std::int32_t ggml_id;       ///< GGML type id, -1 when GGUF cannot store it
+  std::string_view name;              ///< canonical lower-case name ("bf16", "q4_k")
+  std::uint32_t block_elems;          ///< values per storage block (1 for whole-byte element types)
+  std::uint32_t block_bytes;          ///< bytes per storage block
+  bool is_float;                      ///< floating-point values (incl. fp8/fp4/fp6)
+  bool is_block_quant;                ///< GGML block-quantized type
+  std::int32_t ggml_id;               ///< GGML type id, -1 when GGUF cannot store it
   std::string_view safetensors_name;  ///< "BF16"; empty when safetensors cannot store it
 };
 
 [[nodiscard]] const DTypeInfo& dtype_info(DType type) noexcept;
-[[nodiscard]] inline std::string_view dtype_name(DType type) noexcept { return dtype_info(type).name; }
+[[nodiscard]] inline std::string_view dtype_name(DType type) noexcept {
+  return dtype_info(type).name;
+}
 
 /// Look-ups; nullopt for an unknown spelling or id.
 [[nodiscard]] std::optional<DType> dtype_from_safetensors(std::string_view name) noexcept;

@@ -13,17 +13,17 @@ namespace dmem {
 inline namespace v1 {
 
 struct GpuSpec {
-  std::string name;               ///< "NVIDIA GeForce RTX 5090" or the preset id
-  std::uint32_t cc_major = 0;     ///< compute capability
+  std::string name;            ///< "NVIDIA GeForce RTX 5090" or the preset id
+  std::uint32_t cc_major = 0;  ///< compute capability
   std::uint32_t cc_minor = 0;
-  std::uint64_t vram_total = 0;   ///< bytes
-  std::uint64_t vram_free = 0;    ///< bytes usable now (probe) or = total (preset)
+  std::uint64_t vram_total = 0;  ///< bytes
+  std::uint64_t vram_free = 0;   ///< bytes usable now (probe) or = total (preset)
   std::uint32_t pcie_gen = 4;
   std::uint32_t pcie_lanes = 16;
-  double bf16_tflops = 0;         ///< dense bf16 tensor-core throughput
-  double fp8_tflops = 0;          ///< dense fp8; 0 when the device has no fp8 tensor cores
-  double mem_gbps = 0;            ///< device memory bandwidth, GB/s
-  double h2d_pinned_gbps = 0;     ///< host->device from pinned memory, GB/s (preset: from PCIe gen)
+  double bf16_tflops = 0;      ///< dense bf16 tensor-core throughput
+  double fp8_tflops = 0;       ///< dense fp8; 0 when the device has no fp8 tensor cores
+  double mem_gbps = 0;         ///< device memory bandwidth, GB/s
+  double h2d_pinned_gbps = 0;  ///< host->device from pinned memory, GB/s (preset: from PCIe gen)
   double h2d_pageable_gbps = 0;
   double d2h_pinned_gbps = 0;
 
@@ -31,22 +31,23 @@ struct GpuSpec {
 };
 
 struct Hardware {
-  std::vector<GpuSpec> gpus;       ///< empty: a CPU-only machine
-  std::uint64_t ram_total = 0;     ///< bytes
-  std::uint64_t ram_available = 0; ///< bytes dmem may use (MemAvailable, capped by cgroup limits)
-  std::uint64_t pinned_limit = 0;  ///< bytes of page-locked memory allowed; 0 = half of ram_available
-  std::uint64_t disk_free = 0;     ///< bytes free at cache_dir
-  std::string cache_dir;           ///< where a disk tier may write
-  double disk_read_gbps = 2.0;     ///< sequential read of checkpoint files
-  double cpu_gflops = 0;           ///< dense bf16/f32 GEMM throughput of the host
+  std::vector<GpuSpec> gpus;        ///< empty: a CPU-only machine
+  std::uint64_t ram_total = 0;      ///< bytes
+  std::uint64_t ram_available = 0;  ///< bytes dmem may use (MemAvailable, capped by cgroup limits)
+  std::uint64_t pinned_limit =
+      0;                        ///< bytes of page-locked memory allowed; 0 = half of ram_available
+  std::uint64_t disk_free = 0;  ///< bytes free at cache_dir
+  std::string cache_dir;        ///< where a disk tier may write
+  double disk_read_gbps = 2.0;  ///< sequential read of checkpoint files
+  double cpu_gflops = 0;        ///< dense bf16/f32 GEMM throughput of the host
   std::uint32_t cpu_cores = 0;
-  bool probed = false;             ///< true when measured on this machine
-  std::string source;              ///< "probe", "preset rtx4090", "flags" ... for reports
+  bool probed = false;  ///< true when measured on this machine
+  std::string source;   ///< "probe", "preset rtx4090", "flags" ... for reports
 };
 
 /// A named GPU from the preset table.
 struct GpuPreset {
-  std::string id;     ///< "rtx4090"
+  std::string id;  ///< "rtx4090"
   GpuSpec spec;
 };
 
@@ -55,11 +56,11 @@ struct GpuPreset {
 /// What a user may say about the machine; unset fields are probed (or defaulted when
 /// `probe` is false).
 struct HardwareOptions {
-  bool probe = true;                       ///< start from this machine's probe
-  std::optional<std::string> gpu;          ///< preset id ("rtx4090") or "none" for CPU-only
-  std::optional<std::uint32_t> gpus;       ///< number of identical GPUs
-  std::optional<std::uint64_t> vram;       ///< per GPU, bytes
-  std::optional<std::uint64_t> ram;        ///< available RAM, bytes
+  bool probe = true;                  ///< start from this machine's probe
+  std::optional<std::string> gpu;     ///< preset id ("rtx4090") or "none" for CPU-only
+  std::optional<std::uint32_t> gpus;  ///< number of identical GPUs
+  std::optional<std::uint64_t> vram;  ///< per GPU, bytes
+  std::optional<std::uint64_t> ram;   ///< available RAM, bytes
   std::optional<std::uint64_t> pinned_limit;
   std::optional<std::uint64_t> disk;
   std::optional<std::string> cache_dir;

@@ -17,16 +17,16 @@ enum class Role : std::uint8_t { denoiser, text_encoder, vae, other };
 
 /// Architecture facts the planner needs (activation memory, FLOPs). Zero means unknown.
 struct ArchInfo {
-  std::string family;  ///< "qwen-image-dit", "flux-dit", "sd3-dit", "wan-dit", "sdxl-unet",
-                       ///< "qwen2.5-vl", "t5", "umt5", "clip", "vae-kl", "vae-wan"
-  std::uint32_t hidden = 0;       ///< model width D
-  std::uint32_t layers = 0;       ///< repeated blocks (double + single for FLUX)
+  std::string family;        ///< "qwen-image-dit", "flux-dit", "sd3-dit", "wan-dit", "sdxl-unet",
+                             ///< "qwen2.5-vl", "t5", "umt5", "clip", "vae-kl", "vae-wan"
+  std::uint32_t hidden = 0;  ///< model width D
+  std::uint32_t layers = 0;  ///< repeated blocks (double + single for FLUX)
   std::uint32_t heads = 0;
   std::uint32_t head_dim = 0;
-  std::uint32_t ffn = 0;          ///< feed-forward inner width
-  std::uint32_t patch = 0;        ///< spatial patch size in latent pixels (DiTs)
-  std::uint32_t patch_t = 1;      ///< temporal patch size (video DiTs)
-  std::uint32_t in_channels = 0;  ///< channels entering the model
+  std::uint32_t ffn = 0;              ///< feed-forward inner width
+  std::uint32_t patch = 0;            ///< spatial patch size in latent pixels (DiTs)
+  std::uint32_t patch_t = 1;          ///< temporal patch size (video DiTs)
+  std::uint32_t in_channels = 0;      ///< channels entering the model
   std::uint32_t latent_channels = 0;  ///< VAE latent channels
   std::uint32_t vae_scale = 0;        ///< spatial down-sampling factor of the VAE
   std::uint32_t vae_scale_t = 0;      ///< temporal down-sampling factor (video VAEs)
@@ -36,7 +36,7 @@ struct ArchInfo {
 };
 
 struct Component {
-  std::string name;        ///< diffusers folder name: "transformer", "text_encoder_2", "vae", "unet"
+  std::string name;  ///< diffusers folder name: "transformer", "text_encoder_2", "vae", "unet"
   Role role = Role::other;
   std::string class_name;  ///< "QwenImageTransformer2DModel"; empty when unknown
   ArchInfo arch;
@@ -46,8 +46,8 @@ struct Component {
 };
 
 struct Model {
-  std::string name;            ///< catalog name or the path that was opened
-  std::string source;          ///< "catalog", "safetensors", "sharded", "diffusers", "single-file", "gguf"
+  std::string name;    ///< catalog name or the path that was opened
+  std::string source;  ///< "catalog", "safetensors", "sharded", "diffusers", "single-file", "gguf"
   std::string pipeline_class;  ///< "QwenImagePipeline" when known
   std::vector<Component> components;
 

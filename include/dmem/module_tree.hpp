@@ -1,4 +1,5 @@
-// Exact sizes of a component derived from its tensor names: blocks, leaves, castable and linear bytes.
+// Exact sizes of a component derived from its tensor names: blocks, leaves, castable and linear
+// bytes.
 #pragma once
 
 #include <cstdint>

@@ -32,21 +32,32 @@ enum TierMask : std::uint32_t {
 
 /// Ordered quality tiers; lower is better. Documented order: native > fp8 storage >
 /// int8 ≈ q8_0 > q6_k > q5_k > nf4 ≈ q4_k > q4_0.
-enum class QualityTier : std::uint8_t { native = 0, fp8 = 1, int8 = 2, q6 = 3, q5 = 4, q4 = 5, q4_low = 6, q3 = 7, q2 = 8 };
+enum class QualityTier : std::uint8_t {
+  native = 0,
+  fp8 = 1,
+  int8 = 2,
+  q6 = 3,
+  q5 = 4,
+  q4 = 5,
+  q4_low = 6,
+  q3 = 7,
+  q2 = 8
+};
 [[nodiscard]] std::string_view quality_name(QualityTier tier) noexcept;
 
 struct QuantizerCaps {
-  std::string id;                 ///< "dmem.quantizer.nf4"
-  std::string variant;            ///< "q4_k" for gguf; empty otherwise
-  std::string display;            ///< "nf4", "int8", "gguf q4_k", "fp8 e4m3 (cast)"
-  std::uint32_t exec_devices = kDeviceCuda;   ///< where its kernels run
-  std::uint32_t storage_tiers = kTierVram;    ///< where packed data may rest
-  bool moves_packed = true;       ///< offloading moves packed data (not dequantized)
-  std::uint32_t min_sm = 0;       ///< lowest compute capability for its kernels (e.g. 89 for fp8 compute)
+  std::string id;                            ///< "dmem.quantizer.nf4"
+  std::string variant;                       ///< "q4_k" for gguf; empty otherwise
+  std::string display;                       ///< "nf4", "int8", "gguf q4_k", "fp8 e4m3 (cast)"
+  std::uint32_t exec_devices = kDeviceCuda;  ///< where its kernels run
+  std::uint32_t storage_tiers = kTierVram;   ///< where packed data may rest
+  bool moves_packed = true;                  ///< offloading moves packed data (not dequantized)
+  std::uint32_t min_sm =
+      0;  ///< lowest compute capability for its kernels (e.g. 89 for fp8 compute)
   std::vector<std::uint32_t> cuda_archs;  ///< SASS/PTX archs it was built for; empty = any
   QualityTier quality = QualityTier::native;
-  double speed_factor = 1.0;      ///< step time multiplier vs bf16 on the same device
-  bool is_cast = false;           ///< a layerwise cast, not a quantizer
+  double speed_factor = 1.0;  ///< step time multiplier vs bf16 on the same device
+  bool is_cast = false;       ///< a layerwise cast, not a quantizer
   std::vector<std::pair<std::string, std::string>> params;  ///< parameters it was described with
 };
 

@@ -14,15 +14,15 @@ inline namespace v1 {
 /// Stable error codes. Values never change meaning; new ones are appended.
 enum class Errc : std::uint16_t {
   ok = 0,
-  invalid_argument = 1,  ///< a caller-supplied value is out of range or malformed
-  not_found = 2,         ///< a file, tensor, component or catalog entry does not exist
-  io_error = 3,          ///< the OS refused a read, write, open or rename
-  format_error = 4,      ///< a checkpoint violates its format's rules
-  unsupported = 5,       ///< valid input that this build or device cannot handle
-  limit_exceeded = 6,    ///< a count or size exceeds a safety bound
-  out_of_memory = 7,     ///< an allocation or budget could not be satisfied
-  validation_failed = 8, ///< a strategy breaks one or more composition rules
-  internal = 9,          ///< a dmem bug; please report it
+  invalid_argument = 1,   ///< a caller-supplied value is out of range or malformed
+  not_found = 2,          ///< a file, tensor, component or catalog entry does not exist
+  io_error = 3,           ///< the OS refused a read, write, open or rename
+  format_error = 4,       ///< a checkpoint violates its format's rules
+  unsupported = 5,        ///< valid input that this build or device cannot handle
+  limit_exceeded = 6,     ///< a count or size exceeds a safety bound
+  out_of_memory = 7,      ///< an allocation or budget could not be satisfied
+  validation_failed = 8,  ///< a strategy breaks one or more composition rules
+  internal = 9,           ///< a dmem bug; please report it
 };
 
 /// Short stable name of a code ("format_error").
@@ -49,10 +49,22 @@ class [[nodiscard]] Status {
   [[nodiscard]] bool has_offset() const noexcept { return has_offset_; }
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
 
-  Status& with_hint(std::string hint) & noexcept { hint_ = std::move(hint); return *this; }
-  Status& with_rule(std::string rule) & noexcept { rule_ = std::move(rule); return *this; }
-  Status& with_file(std::string file) & noexcept { file_ = std::move(file); return *this; }
-  Status& with_tensor(std::string tensor) & noexcept { tensor_ = std::move(tensor); return *this; }
+  Status& with_hint(std::string hint) & noexcept {
+    hint_ = std::move(hint);
+    return *this;
+  }
+  Status& with_rule(std::string rule) & noexcept {
+    rule_ = std::move(rule);
+    return *this;
+  }
+  Status& with_file(std::string file) & noexcept {
+    file_ = std::move(file);
+    return *this;
+  }
+  Status& with_tensor(std::string tensor) & noexcept {
+    tensor_ = std::move(tensor);
+    return *this;
+  }
   Status& with_offset(std::uint64_t offset) & noexcept {
     offset_ = offset;
     has_offset_ = true;
@@ -99,7 +111,8 @@ class [[nodiscard]] Result {
   Result(const Result& other) : has_value_(other.has_value_), status_(other.status_) {
     if (has_value_) new (&storage_) T(*other.ptr());
   }
-  Result(Result&& other) noexcept : has_value_(other.has_value_), status_(std::move(other.status_)) {
+  Result(Result&& other) noexcept
+      : has_value_(other.has_value_), status_(std::move(other.status_)) {
     if (has_value_) new (&storage_) T(std::move(*other.ptr()));
   }
   Result& operator=(Result other) noexcept {
@@ -116,13 +129,34 @@ class [[nodiscard]] Result {
   explicit operator bool() const noexcept { return has_value_; }
 
   [[nodiscard]] const Status& status() const noexcept { return status_; }
-  [[nodiscard]] T& value() & noexcept { check(); return *ptr(); }
-  [[nodiscard]] const T& value() const& noexcept { check(); return *ptr(); }
-  [[nodiscard]] T&& value() && noexcept { check(); return std::move(*ptr()); }
-  T* operator->() noexcept { check(); return ptr(); }
-  const T* operator->() const noexcept { check(); return ptr(); }
-  T& operator*() & noexcept { check(); return *ptr(); }
-  const T& operator*() const& noexcept { check(); return *ptr(); }
+  [[nodiscard]] T& value() & noexcept {
+    check();
+    return *ptr();
+  }
+  [[nodiscard]] const T& value() const& noexcept {
+    check();
+    return *ptr();
+  }
+  [[nodiscard]] T&& value() && noexcept {
+    check();
+    return std::move(*ptr());
+  }
+  T* operator->() noexcept {
+    check();
+    return ptr();
+  }
+  const T* operator->() const noexcept {
+    check();
+    return ptr();
+  }
+  T& operator*() & noexcept {
+    check();
+    return *ptr();
+  }
+  const T& operator*() const& noexcept {
+    check();
+    return *ptr();
+  }
 
  private:
   void check() const noexcept {
@@ -144,8 +178,8 @@ class [[nodiscard]] Result {
 }  // namespace dmem
 
 /// Propagate a failed Status from an expression returning Status.
-#define DMEM_TRY(expr)                                    \
-  do {                                                    \
-    ::dmem::Status dmem_try_status_ = (expr);             \
+#define DMEM_TRY(expr)                                      \
+  do {                                                      \
+    ::dmem::Status dmem_try_status_ = (expr);               \
     if (!dmem_try_status_.is_ok()) return dmem_try_status_; \
   } while (false)

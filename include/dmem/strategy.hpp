@@ -33,18 +33,18 @@ struct Placement {
   std::uint32_t blocks_per_group = 1;        ///< group_offload at block level
   bool use_stream = true;                    ///< overlap copies with compute
   bool record_stream = false;
-  std::uint32_t prefetch = 1;                ///< groups in flight ahead of compute
-  std::uint32_t resident_blocks = 0;         ///< partial: k
-  Tier park = Tier::pinned;                  ///< where offloaded weights rest
-  std::int32_t gpu = 0;                      ///< device index for compute
+  std::uint32_t prefetch = 1;         ///< groups in flight ahead of compute
+  std::uint32_t resident_blocks = 0;  ///< partial: k
+  Tier park = Tier::pinned;           ///< where offloaded weights rest
+  std::int32_t gpu = 0;               ///< device index for compute
 };
 
 enum class StorageKind : std::uint8_t { native, layerwise_cast, quantized };
 
 struct Storage {
   StorageKind kind = StorageKind::native;
-  DType cast_dtype = DType::f8_e4m3;   ///< layerwise_cast: f8_e4m3 or f8_e5m2
-  std::string quantizer;               ///< quantized: stable id, e.g. "dmem.quantizer.nf4"
+  DType cast_dtype = DType::f8_e4m3;  ///< layerwise_cast: f8_e4m3 or f8_e5m2
+  std::string quantizer;              ///< quantized: stable id, e.g. "dmem.quantizer.nf4"
   std::vector<std::pair<std::string, std::string>> params;  ///< quantizer parameters
   DType compute_dtype = DType::bf16;
 };

@@ -15,7 +15,7 @@ inline namespace v1 {
 inline constexpr std::uint32_t kNoFile = std::numeric_limits<std::uint32_t>::max();
 
 struct TensorInfo {
-  std::string name;                  ///< full name within its component ("transformer_blocks.0.attn.to_q.weight")
+  std::string name;  ///< full name within its component ("transformer_blocks.0.attn.to_q.weight")
   DType dtype = DType::f32;
   std::vector<std::uint64_t> shape;  ///< PyTorch order, outermost first (GGUF `ne` is reversed)
   std::uint64_t nbytes = 0;          ///< exact stored bytes

@@ -1,7 +1,4 @@
 // `dmem hardware`: what dmem sees of this machine, or of the one the flags describe.
-// GCC 12 flags a null dereference inside std::string inlined into Boost.Program_options'
-// typed_value<std::string>::notify (a false positive); the CLI is built with -Werror.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <cstdio>
 #include <iostream>
 #include <string>

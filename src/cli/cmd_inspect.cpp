@@ -40,11 +40,13 @@ std::string dtype_cell(const ComponentSummary& s) {
 
 std::string shape_text(const TensorInfo& t) {
   std::string out = "[";
-  for (std::size_t i = 0; i < t.shape.size(); ++i) out += (i ? ", " : "") + std::to_string(t.shape[i]);
+  for (std::size_t i = 0; i < t.shape.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(t.shape[i]);
   return out + "]";
 }
 
-nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& sums, bool tensors) {
+nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& sums,
+                       bool tensors) {
   nlohmann::json j;
   j["model"] = model.name;
   j["source"] = model.source;
@@ -63,8 +65,10 @@ nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& 
     cj["params"] = s.params;
     cj["bytes"] = s.bytes;
     cj["tensors"] = s.tensors;
-    cj["blocks"] = {{"count", s.blocks.size()}, {"max_bytes", s.max_block_bytes},
-                    {"largest", s.largest_block}, {"bytes", s.block_bytes}};
+    cj["blocks"] = {{"count", s.blocks.size()},
+                    {"max_bytes", s.max_block_bytes},
+                    {"largest", s.largest_block},
+                    {"bytes", s.block_bytes}};
     cj["max_leaf_bytes"] = s.max_leaf_bytes;
     cj["largest_leaf"] = s.largest_leaf;
     cj["castable_bytes"] = s.castable_bytes;
@@ -75,8 +79,10 @@ nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& 
     if (tensors) {
       cj["tensor_list"] = nlohmann::json::array();
       for (const auto& t : c.tensors) {
-        cj["tensor_list"].push_back({{"name", t.name}, {"dtype", std::string(dtype_name(t.dtype))},
-                                     {"shape", t.shape}, {"bytes", t.nbytes}});
+        cj["tensor_list"].push_back({{"name", t.name},
+                                     {"dtype", std::string(dtype_name(t.dtype))},
+                                     {"shape", t.shape},
+                                     {"bytes", t.nbytes}});
       }
     }
     j["components"].push_back(std::move(cj));
@@ -100,12 +106,14 @@ int run_inspect(const Args& args) {
     } else if (a == "--tensors") {
       tensors = true;
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "dmem inspect: unknown flag '%s' (see dmem inspect --help)\n", a.c_str());
+      std::fprintf(stderr, "dmem inspect: unknown flag '%s' (see dmem inspect --help)\n",
+                   a.c_str());
       return 2;
     } else if (target.empty()) {
       target = a;
     } else {
-      std::fprintf(stderr, "dmem inspect: more than one model given ('%s', '%s')\n", target.c_str(), a.c_str());
+      std::fprintf(stderr, "dmem inspect: more than one model given ('%s', '%s')\n", target.c_str(),
+                   a.c_str());
       return 2;
     }
   }
@@ -134,16 +142,19 @@ int run_inspect(const Args& args) {
   std::printf("%s (%s)%s · %zu component%s · %s parameters · %s\n", model->name.c_str(),
               source_label(*model).c_str(),
               model->pipeline_class.empty() ? "" : (" · " + model->pipeline_class).c_str(),
-              sums.size(), sums.size() == 1 ? "" : "s", format_count(params).c_str(), format_gb(total).c_str());
-  Table table({"component", "role", "tensors", "params", "bytes", "dtype", "blocks", "largest block",
-               "largest leaf", "castable", "linear"},
+              sums.size(), sums.size() == 1 ? "" : "s", format_count(params).c_str(),
+              format_gb(total).c_str());
+  Table table({"component", "role", "tensors", "params", "bytes", "dtype", "blocks",
+               "largest block", "largest leaf", "castable", "linear"},
               {false, false, true, true, true, false, true, true, false, true, true});
   for (const auto& s : sums) {
-    std::string leaf = s.largest_leaf.empty() ? "-" : s.largest_leaf + " " + format_gb(s.max_leaf_bytes);
-    table.add({s.name, std::string(role_name(s.role)), std::to_string(s.tensors), format_count(s.params),
-               format_gb(s.bytes), dtype_cell(s), s.blocks.empty() ? "-" : std::to_string(s.blocks.size()),
-               s.blocks.empty() ? "-" : format_gb(s.max_block_bytes), leaf, format_gb(s.castable_bytes),
-               format_gb(s.linear_bytes)});
+    std::string leaf =
+        s.largest_leaf.empty() ? "-" : s.largest_leaf + " " + format_gb(s.max_leaf_bytes);
+    table.add({s.name, std::string(role_name(s.role)), std::to_string(s.tensors),
+               format_count(s.params), format_gb(s.bytes), dtype_cell(s),
+               s.blocks.empty() ? "-" : std::to_string(s.blocks.size()),
+               s.blocks.empty() ? "-" : format_gb(s.max_block_bytes), leaf,
+               format_gb(s.castable_bytes), format_gb(s.linear_bytes)});
   }
   std::fputs(table.render().c_str(), stdout);
   if (tensors) {
@@ -152,7 +163,8 @@ int run_inspect(const Args& args) {
       std::printf("\n%s (%zu tensors)\n", c.name.c_str(), c.tensors.size());
       Table t({"tensor", "dtype", "shape", "bytes"}, {false, false, false, true});
       for (const auto& ti : c.tensors)
-        t.add({ti.name, std::string(dtype_name(ti.dtype)), shape_text(ti), std::to_string(ti.nbytes)});
+        t.add({ti.name, std::string(dtype_name(ti.dtype)), shape_text(ti),
+               std::to_string(ti.nbytes)});
       std::fputs(t.render("  ").c_str(), stdout);
     }
   }

@@ -10,7 +10,9 @@ namespace dmem::cli {
 int run_models(const Args& args) {
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
-      std::printf("usage: dmem models\n  lists the built-in catalog (plan and inspect them with no download)\n");
+      std::printf(
+          "usage: dmem models\n  lists the built-in catalog (plan and inspect them with no "
+          "download)\n");
       return 0;
     }
     std::fprintf(stderr, "dmem models: unexpected argument '%s'\n", a.c_str());

@@ -1,8 +1,5 @@
 // `dmem plan`: every way a model can run on this (or a described) machine, ranked, with the
 // rejected candidates and the rule or budget each broke.
-// GCC 12 flags a null dereference inside std::string inlined into Boost.Program_options'
-// typed_value<std::string>::notify (a false positive); the CLI is built with -Werror.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <charconv>
 #include <cstdio>
 #include <fstream>

@@ -1,7 +1,4 @@
 // `dmem validate`: checks a hand-written strategy against the rules table and the budgets.
-// GCC 12 flags a null dereference inside std::string inlined into Boost.Program_options'
-// typed_value<std::string>::notify (a false positive); the CLI is built with -Werror.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <cstdio>
 #include <fstream>
 #include <iostream>

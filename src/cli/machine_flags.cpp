@@ -1,8 +1,5 @@
 // Shared machine/workload flags: every value is read as text and parsed here so a bad value gets
 // one line naming the flag (Boost's own messages do not say which unit was expected).
-// GCC 12 flags a null dereference inside std::string inlined into Boost.Program_options'
-// typed_value<std::string>::notify (a false positive); the CLI is built with -Werror.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "cli/machine_flags.hpp"
 
 #include <charconv>

@@ -1,7 +1,4 @@
 // Rendering of `dmem plan` results: text table, --explain arithmetic, SVG bars and JSON.
-// GCC 12 reports a false null dereference inside inlined std::vector/json construction (the CLI
-// builds with -Werror), as in the other CLI files.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "cli/plan_render.hpp"
 
 #include <algorithm>

@@ -27,14 +27,17 @@ void Table::add(std::vector<std::string> row) {
   rows_.push_back({std::move(row), false});
 }
 
-void Table::add_line(std::string line) { rows_.push_back({{std::move(line)}, true}); }
+void Table::add_line(std::string line) {
+  rows_.push_back({{std::move(line)}, true});
+}
 
 std::string Table::render(const std::string& indent) const {
   std::vector<std::size_t> widths(header_.size(), 0);
   for (std::size_t i = 0; i < header_.size(); ++i) widths[i] = width(header_[i]);
   for (const auto& r : rows_) {
     if (r.raw) continue;
-    for (std::size_t i = 0; i < r.cells.size(); ++i) widths[i] = std::max(widths[i], width(r.cells[i]));
+    for (std::size_t i = 0; i < r.cells.size(); ++i)
+      widths[i] = std::max(widths[i], width(r.cells[i]));
   }
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out = indent;
@@ -57,13 +60,19 @@ std::string Table::render(const std::string& indent) const {
 std::string format_count(std::uint64_t n) {
   char buf[32];
   const auto v = static_cast<double>(n);
-  if (n >= 1'000'000'000ull) std::snprintf(buf, sizeof buf, "%.2f B", v / 1e9);
-  else if (n >= 1'000'000ull) std::snprintf(buf, sizeof buf, "%.2f M", v / 1e6);
-  else if (n >= 1'000ull) std::snprintf(buf, sizeof buf, "%.2f K", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  if (n >= 1'000'000'000ull)
+    std::snprintf(buf, sizeof buf, "%.2f B", v / 1e9);
+  else if (n >= 1'000'000ull)
+    std::snprintf(buf, sizeof buf, "%.2f M", v / 1e6);
+  else if (n >= 1'000ull)
+    std::snprintf(buf, sizeof buf, "%.2f K", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
   return buf;
 }
 
-std::string format_gb(std::uint64_t bytes) { return format_bytes(bytes, false, 2); }
+std::string format_gb(std::uint64_t bytes) {
+  return format_bytes(bytes, false, 2);
+}
 
 }  // namespace dmem::cli

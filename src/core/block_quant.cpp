@@ -57,8 +57,12 @@ void dq_q5(const u8* qh_bytes, const u8* qs, float d, float m, int offset, float
     y[j + 16] = offset ? static_cast<float>(x1) * d : static_cast<float>(x1) * d + m;
   }
 }
-void dq_q5_0(const u8* b, float* y) { dq_q5(b + 2, b + 6, half_at(b), 0.0f, 16, y); }
-void dq_q5_1(const u8* b, float* y) { dq_q5(b + 4, b + 8, half_at(b), half_at(b + 2), 0, y); }
+void dq_q5_0(const u8* b, float* y) {
+  dq_q5(b + 2, b + 6, half_at(b), 0.0f, 16, y);
+}
+void dq_q5_1(const u8* b, float* y) {
+  dq_q5(b + 4, b + 8, half_at(b), half_at(b + 2), 0, y);
+}
 
 void dq_q8_0(const u8* b, float* y) {
   const float d = half_at(b);
@@ -177,7 +181,7 @@ void dq_q6_k(const u8* b, float* y) {
 }
 
 constexpr std::int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                     1,    13,   25,  38,  53,  69,  89,  113};
+                                    1,    13,   25,  38,  53,  69,  89,  113};
 void dq_iq4_nl(const u8* b, float* y) {
   const float d = half_at(b);
   for (int j = 0; j < 16; ++j) {
@@ -210,7 +214,8 @@ void q_q8_0(const float* x, u8* b) {
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_half(b, d);
-  for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<u8>(static_cast<std::int8_t>(std::roundf(x[j] * id)));
+  for (int j = 0; j < 32; ++j)
+    b[2 + j] = static_cast<u8>(static_cast<std::int8_t>(std::roundf(x[j] * id)));
 }
 
 // Signed max by magnitude (the first one found), as ggml.
@@ -297,49 +302,74 @@ using QuantFn = void (*)(const float*, u8*);
 
 DequantFn dequant_fn(DType t) {
   switch (t) {
-    case DType::q4_0: return dq_q4_0;
-    case DType::q4_1: return dq_q4_1;
-    case DType::q5_0: return dq_q5_0;
-    case DType::q5_1: return dq_q5_1;
-    case DType::q8_0: return dq_q8_0;
-    case DType::q2_k: return dq_q2_k;
-    case DType::q3_k: return dq_q3_k;
-    case DType::q4_k: return dq_q4_k;
-    case DType::q5_k: return dq_q5_k;
-    case DType::q6_k: return dq_q6_k;
-    case DType::iq4_nl: return dq_iq4_nl;
-    case DType::mxfp4: return dq_mxfp4;
-    default: return nullptr;
+    case DType::q4_0:
+      return dq_q4_0;
+    case DType::q4_1:
+      return dq_q4_1;
+    case DType::q5_0:
+      return dq_q5_0;
+    case DType::q5_1:
+      return dq_q5_1;
+    case DType::q8_0:
+      return dq_q8_0;
+    case DType::q2_k:
+      return dq_q2_k;
+    case DType::q3_k:
+      return dq_q3_k;
+    case DType::q4_k:
+      return dq_q4_k;
+    case DType::q5_k:
+      return dq_q5_k;
+    case DType::q6_k:
+      return dq_q6_k;
+    case DType::iq4_nl:
+      return dq_iq4_nl;
+    case DType::mxfp4:
+      return dq_mxfp4;
+    default:
+      return nullptr;
   }
 }
 
 QuantFn quant_fn(DType t) {
   switch (t) {
-    case DType::q4_0: return q_q4_0;
-    case DType::q4_1: return q_q4_1;
-    case DType::q5_0: return q_q5_0;
-    case DType::q5_1: return q_q5_1;
-    case DType::q8_0: return q_q8_0;
-    default: return nullptr;
+    case DType::q4_0:
+      return q_q4_0;
+    case DType::q4_1:
+      return q_q4_1;
+    case DType::q5_0:
+      return q_q5_0;
+    case DType::q5_1:
+      return q_q5_1;
+    case DType::q8_0:
+      return q_q8_0;
+    default:
+      return nullptr;
   }
 }
 
 Status check_count(DType type, std::size_t count, const void* a, const void* b) {
   const auto& info = dtype_info(type);
   if (count % info.block_elems != 0) {
-    return Status(Errc::invalid_argument, std::to_string(count) + " values are not a whole number of " +
-                                              std::string(info.name) + " blocks of " +
-                                              std::to_string(info.block_elems))
-        .with_hint("GGML block types quantize along rows whose length is a multiple of the block size");
+    return Status(Errc::invalid_argument,
+                  std::to_string(count) + " values are not a whole number of " +
+                      std::string(info.name) + " blocks of " + std::to_string(info.block_elems))
+        .with_hint(
+            "GGML block types quantize along rows whose length is a multiple of the block size");
   }
-  if (count != 0 && (a == nullptr || b == nullptr)) return Status(Errc::invalid_argument, "null buffer");
+  if (count != 0 && (a == nullptr || b == nullptr))
+    return Status(Errc::invalid_argument, "null buffer");
   return Status::ok();
 }
 
 }  // namespace
 
-bool can_dequantize(DType type) noexcept { return dequant_fn(type) != nullptr; }
-bool can_quantize(DType type) noexcept { return quant_fn(type) != nullptr; }
+bool can_dequantize(DType type) noexcept {
+  return dequant_fn(type) != nullptr;
+}
+bool can_quantize(DType type) noexcept {
+  return quant_fn(type) != nullptr;
+}
 
 Status dequantize(DType type, const void* blocks, float* out, std::size_t count) noexcept {
   const DequantFn fn = dequant_fn(type);

@@ -136,13 +136,15 @@ std::optional<DType> dtype_from_ggml(std::int64_t ggml_id) noexcept {
 
 std::optional<DType> dtype_from_name(std::string_view name) noexcept {
   for (const auto& info : kInfo)
-    if (iequal(info.name, name) || (!info.safetensors_name.empty() && iequal(info.safetensors_name, name)))
+    if (iequal(info.name, name) ||
+        (!info.safetensors_name.empty() && iequal(info.safetensors_name, name)))
       return info.type;
   if (iequal(name, "float16") || iequal(name, "fp16") || iequal(name, "half")) return DType::f16;
   if (iequal(name, "bfloat16")) return DType::bf16;
   if (iequal(name, "float32") || iequal(name, "fp32") || iequal(name, "float")) return DType::f32;
   if (iequal(name, "float64") || iequal(name, "fp64")) return DType::f64;
-  if (iequal(name, "fp8") || iequal(name, "float8_e4m3fn") || iequal(name, "fp8_e4m3")) return DType::f8_e4m3;
+  if (iequal(name, "fp8") || iequal(name, "float8_e4m3fn") || iequal(name, "fp8_e4m3"))
+    return DType::f8_e4m3;
   if (iequal(name, "float8_e5m2") || iequal(name, "fp8_e5m2")) return DType::f8_e5m2;
   return std::nullopt;
 }
@@ -163,7 +165,8 @@ float f16_to_f32(std::uint16_t bits) noexcept {
   const std::uint32_t mag = bits & 0x7FFFu;
   float v;
   if ((mag >> 10) == 0x1F) {
-    v = (mag & 0x3FFu) ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+    v = (mag & 0x3FFu) ? std::numeric_limits<float>::quiet_NaN()
+                       : std::numeric_limits<float>::infinity();
   } else {
     v = decode_minifloat(mag, 10, 15);
   }
@@ -241,9 +244,21 @@ void store(void* base, std::size_t i, T v) {
 
 bool readable(DType t) {
   switch (t) {
-    case D::boolean: case D::u8: case D::i8: case D::u16: case D::i16: case D::u32: case D::i32:
-    case D::u64: case D::i64: case D::f16: case D::bf16: case D::f32: case D::f64:
-    case D::f8_e4m3: case D::f8_e5m2:
+    case D::boolean:
+    case D::u8:
+    case D::i8:
+    case D::u16:
+    case D::i16:
+    case D::u32:
+    case D::i32:
+    case D::u64:
+    case D::i64:
+    case D::f16:
+    case D::bf16:
+    case D::f32:
+    case D::f64:
+    case D::f8_e4m3:
+    case D::f8_e5m2:
       return true;
     default:
       return false;
@@ -252,22 +267,38 @@ bool readable(DType t) {
 
 double get(DType t, const void* p, std::size_t i) {
   switch (t) {
-    case D::boolean: return load<std::uint8_t>(p, i) != 0 ? 1.0 : 0.0;
-    case D::u8: return load<std::uint8_t>(p, i);
-    case D::i8: return load<std::int8_t>(p, i);
-    case D::u16: return load<std::uint16_t>(p, i);
-    case D::i16: return load<std::int16_t>(p, i);
-    case D::u32: return load<std::uint32_t>(p, i);
-    case D::i32: return load<std::int32_t>(p, i);
-    case D::u64: return static_cast<double>(load<std::uint64_t>(p, i));
-    case D::i64: return static_cast<double>(load<std::int64_t>(p, i));
-    case D::f16: return f16_to_f32(load<std::uint16_t>(p, i));
-    case D::bf16: return bf16_to_f32(load<std::uint16_t>(p, i));
-    case D::f32: return load<float>(p, i);
-    case D::f64: return load<double>(p, i);
-    case D::f8_e4m3: return f8_e4m3_to_f32(load<std::uint8_t>(p, i));
-    case D::f8_e5m2: return f8_e5m2_to_f32(load<std::uint8_t>(p, i));
-    default: return 0.0;
+    case D::boolean:
+      return load<std::uint8_t>(p, i) != 0 ? 1.0 : 0.0;
+    case D::u8:
+      return load<std::uint8_t>(p, i);
+    case D::i8:
+      return load<std::int8_t>(p, i);
+    case D::u16:
+      return load<std::uint16_t>(p, i);
+    case D::i16:
+      return load<std::int16_t>(p, i);
+    case D::u32:
+      return load<std::uint32_t>(p, i);
+    case D::i32:
+      return load<std::int32_t>(p, i);
+    case D::u64:
+      return static_cast<double>(load<std::uint64_t>(p, i));
+    case D::i64:
+      return static_cast<double>(load<std::int64_t>(p, i));
+    case D::f16:
+      return f16_to_f32(load<std::uint16_t>(p, i));
+    case D::bf16:
+      return bf16_to_f32(load<std::uint16_t>(p, i));
+    case D::f32:
+      return load<float>(p, i);
+    case D::f64:
+      return load<double>(p, i);
+    case D::f8_e4m3:
+      return f8_e4m3_to_f32(load<std::uint8_t>(p, i));
+    case D::f8_e5m2:
+      return f8_e5m2_to_f32(load<std::uint8_t>(p, i));
+    default:
+      return 0.0;
   }
 }
 
@@ -283,29 +314,61 @@ I saturate(double v) {
 void put(DType t, void* p, std::size_t i, double v) {
   const auto f = static_cast<float>(v);
   switch (t) {
-    case D::boolean: store<std::uint8_t>(p, i, v != 0.0 ? 1 : 0); break;
-    case D::u8: store(p, i, saturate<std::uint8_t>(v)); break;
-    case D::i8: store(p, i, saturate<std::int8_t>(v)); break;
-    case D::u16: store(p, i, saturate<std::uint16_t>(v)); break;
-    case D::i16: store(p, i, saturate<std::int16_t>(v)); break;
-    case D::u32: store(p, i, saturate<std::uint32_t>(v)); break;
-    case D::i32: store(p, i, saturate<std::int32_t>(v)); break;
-    case D::u64: store(p, i, saturate<std::uint64_t>(v)); break;
-    case D::i64: store(p, i, saturate<std::int64_t>(v)); break;
-    case D::f16: store(p, i, f32_to_f16(f)); break;
-    case D::bf16: store(p, i, f32_to_bf16(f)); break;
-    case D::f32: store(p, i, f); break;
-    case D::f64: store(p, i, v); break;
-    case D::f8_e4m3: store(p, i, f32_to_f8_e4m3(f)); break;
-    case D::f8_e5m2: store(p, i, f32_to_f8_e5m2(f)); break;
-    default: break;
+    case D::boolean:
+      store<std::uint8_t>(p, i, v != 0.0 ? 1 : 0);
+      break;
+    case D::u8:
+      store(p, i, saturate<std::uint8_t>(v));
+      break;
+    case D::i8:
+      store(p, i, saturate<std::int8_t>(v));
+      break;
+    case D::u16:
+      store(p, i, saturate<std::uint16_t>(v));
+      break;
+    case D::i16:
+      store(p, i, saturate<std::int16_t>(v));
+      break;
+    case D::u32:
+      store(p, i, saturate<std::uint32_t>(v));
+      break;
+    case D::i32:
+      store(p, i, saturate<std::int32_t>(v));
+      break;
+    case D::u64:
+      store(p, i, saturate<std::uint64_t>(v));
+      break;
+    case D::i64:
+      store(p, i, saturate<std::int64_t>(v));
+      break;
+    case D::f16:
+      store(p, i, f32_to_f16(f));
+      break;
+    case D::bf16:
+      store(p, i, f32_to_bf16(f));
+      break;
+    case D::f32:
+      store(p, i, f);
+      break;
+    case D::f64:
+      store(p, i, v);
+      break;
+    case D::f8_e4m3:
+      store(p, i, f32_to_f8_e4m3(f));
+      break;
+    case D::f8_e5m2:
+      store(p, i, f32_to_f8_e5m2(f));
+      break;
+    default:
+      break;
   }
 }
 }  // namespace
 
 Status convert(DType from, const void* src, DType to, void* dst, std::size_t count) noexcept {
   // Block types go through f32 with ggml's (de)quantizers.
-  if (dtype_info(from).is_block_quant && can_dequantize(from) && (readable(to) || can_quantize(to))) {
+  if (dtype_info(from).is_block_quant && can_dequantize(from) &&
+      (readable(to) || can_quantize(to))) {
     std::vector<float> tmp(count);
     DMEM_TRY(dequantize(from, src, tmp.data(), count));
     return convert(DType::f32, tmp.data(), to, dst, count);
@@ -318,7 +381,9 @@ Status convert(DType from, const void* src, DType to, void* dst, std::size_t cou
   if (!readable(from) || !readable(to)) {
     return Status(Errc::unsupported, "no element conversion from " + std::string(dtype_name(from)) +
                                          " to " + std::string(dtype_name(to)))
-        .with_hint("k-quant encoding, IQ types and packed fp4/fp6 are converted by their quantizer plugin");
+        .with_hint(
+            "k-quant encoding, IQ types and packed fp4/fp6 are converted by their quantizer "
+            "plugin");
   }
   if (count != 0 && (src == nullptr || dst == nullptr))
     return Status(Errc::invalid_argument, "convert: null buffer");
@@ -328,8 +393,8 @@ Status convert(DType from, const void* src, DType to, void* dst, std::size_t cou
   }
   // f64 goes through double so it is exact; every narrower float goes through f32 first, which
   // is exact for them and gives the single rounding step PyTorch's casts perform.
-  const bool via_double = from == D::f64 || to == D::f64 || !dtype_info(from).is_float ||
-                          !dtype_info(to).is_float;
+  const bool via_double =
+      from == D::f64 || to == D::f64 || !dtype_info(from).is_float || !dtype_info(to).is_float;
   for (std::size_t i = 0; i < count; ++i) {
     const double v = get(from, src, i);
     put(to, dst, i, via_double ? v : static_cast<double>(static_cast<float>(v)));

@@ -11,25 +11,37 @@ namespace dmem::detail {
 namespace {
 spdlog::level::level_enum to_spdlog(LogLevel level) {
   switch (level) {
-    case LogLevel::trace: return spdlog::level::trace;
-    case LogLevel::debug: return spdlog::level::debug;
-    case LogLevel::info: return spdlog::level::info;
-    case LogLevel::warn: return spdlog::level::warn;
-    case LogLevel::error: return spdlog::level::err;
-    case LogLevel::off: return spdlog::level::off;
+    case LogLevel::trace:
+      return spdlog::level::trace;
+    case LogLevel::debug:
+      return spdlog::level::debug;
+    case LogLevel::info:
+      return spdlog::level::info;
+    case LogLevel::warn:
+      return spdlog::level::warn;
+    case LogLevel::error:
+      return spdlog::level::err;
+    case LogLevel::off:
+      return spdlog::level::off;
   }
   return spdlog::level::off;
 }
 
 LogLevel from_spdlog(spdlog::level::level_enum level) {
   switch (level) {
-    case spdlog::level::trace: return LogLevel::trace;
-    case spdlog::level::debug: return LogLevel::debug;
-    case spdlog::level::info: return LogLevel::info;
-    case spdlog::level::warn: return LogLevel::warn;
+    case spdlog::level::trace:
+      return LogLevel::trace;
+    case spdlog::level::debug:
+      return LogLevel::debug;
+    case spdlog::level::info:
+      return LogLevel::info;
+    case spdlog::level::warn:
+      return LogLevel::warn;
     case spdlog::level::err:
-    case spdlog::level::critical: return LogLevel::error;
-    default: return LogLevel::off;
+    case spdlog::level::critical:
+      return LogLevel::error;
+    default:
+      return LogLevel::off;
   }
 }
 
@@ -40,7 +52,8 @@ class CallbackSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    if (callback_) callback_(from_spdlog(msg.level), std::string_view(msg.payload.data(), msg.payload.size()));
+    if (callback_)
+      callback_(from_spdlog(msg.level), std::string_view(msg.payload.data(), msg.payload.size()));
   }
   void flush_() override {}
 

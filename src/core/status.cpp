@@ -9,16 +9,26 @@ inline namespace v1 {
 
 std::string_view errc_name(Errc code) noexcept {
   switch (code) {
-    case Errc::ok: return "ok";
-    case Errc::invalid_argument: return "invalid_argument";
-    case Errc::not_found: return "not_found";
-    case Errc::io_error: return "io_error";
-    case Errc::format_error: return "format_error";
-    case Errc::unsupported: return "unsupported";
-    case Errc::limit_exceeded: return "limit_exceeded";
-    case Errc::out_of_memory: return "out_of_memory";
-    case Errc::validation_failed: return "validation_failed";
-    case Errc::internal: return "internal";
+    case Errc::ok:
+      return "ok";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::io_error:
+      return "io_error";
+    case Errc::format_error:
+      return "format_error";
+    case Errc::unsupported:
+      return "unsupported";
+    case Errc::limit_exceeded:
+      return "limit_exceeded";
+    case Errc::out_of_memory:
+      return "out_of_memory";
+    case Errc::validation_failed:
+      return "validation_failed";
+    case Errc::internal:
+      return "internal";
   }
   return "unknown";
 }

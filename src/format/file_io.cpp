@@ -235,7 +235,6 @@ void store_le64(unsigned char* p, std::uint64_t v) noexcept {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
-
 Status writer_input_error(std::string message, std::string_view path, const char* rule,
                           const std::string& tensor) {
   Status status(Errc::invalid_argument, std::move(message));

@@ -17,8 +17,8 @@ namespace dmem::detail {
 
 /// Status for a writer's rejected input: Errc::invalid_argument with the destination file, the
 /// rule id and (when given) the tensor.
-[[nodiscard]] Status writer_input_error(std::string message, std::string_view path, const char* rule,
-                                        const std::string& tensor = {});
+[[nodiscard]] Status writer_input_error(std::string message, std::string_view path,
+                                        const char* rule, const std::string& tensor = {});
 
 /// A regular file opened read-only (close-on-exec). Move-only; closes on destruction.
 class ReadFile {

@@ -18,7 +18,6 @@ inline namespace v1 {
 
 namespace {
 
-
 class Out {
  public:
   std::vector<unsigned char> bytes;
@@ -70,7 +69,8 @@ void put_float(Out& out, double v, GgufType t) {
 Status encode_value(Out& out, const GgufKv& kv, std::string_view path) {
   const GgufValue& v = kv.value;
   const auto mismatch = [&](const char* what) {
-    return detail::writer_input_error("metadata key '" + kv.key + "': " + what, path, "gguf.write.value");
+    return detail::writer_input_error("metadata key '" + kv.key + "': " + what, path,
+                                      "gguf.write.value");
   };
   const GgufType t = v.type;
   out.le(static_cast<std::uint32_t>(t), 4);
@@ -152,19 +152,22 @@ Status validate_tensors(std::string_view path, std::span<const TensorData> tenso
   std::unordered_set<std::string_view> names;
   for (const TensorData& t : tensors) {
     if (t.name.empty() || t.name.size() >= detail::kGgufMaxName)
-      return detail::writer_input_error("tensor name '" + t.name + "' has " + std::to_string(t.name.size()) +
-                           " bytes; GGUF names hold 1 to 63 bytes",
-                       path, "gguf.write.name", t.name);
+      return detail::writer_input_error("tensor name '" + t.name + "' has " +
+                                            std::to_string(t.name.size()) +
+                                            " bytes; GGUF names hold 1 to 63 bytes",
+                                        path, "gguf.write.name", t.name);
     if (!names.insert(t.name).second)
-      return detail::writer_input_error("two tensors have the same name", path, "gguf.write.duplicate", t.name);
+      return detail::writer_input_error("two tensors have the same name", path,
+                                        "gguf.write.duplicate", t.name);
     if (t.shape.size() > detail::kGgufMaxDims)
       return detail::writer_input_error(
           "the tensor has " + std::to_string(t.shape.size()) + " dimensions; GGUF allows at most 4",
           path, "gguf.write.dims", t.name);
     const DTypeInfo& info = dtype_info(t.dtype);
     if (info.ggml_id < 0)
-      return detail::writer_input_error("dtype " + std::string(info.name) + " cannot be stored in GGUF", path,
-                       "gguf.write.dtype", t.name);
+      return detail::writer_input_error(
+          "dtype " + std::string(info.name) + " cannot be stored in GGUF", path, "gguf.write.dtype",
+          t.name);
     std::uint64_t elements = 1;
     bool overflow = false;
     for (const std::uint64_t d : t.shape) {
@@ -173,24 +176,27 @@ Status validate_tensors(std::string_view path, std::span<const TensorData> tenso
       elements = overflow ? 0 : elements * d;
     }
     if (overflow)
-      return detail::writer_input_error("the shape's element count overflows 64 bits", path, "gguf.write.shape",
-                       t.name);
+      return detail::writer_input_error("the shape's element count overflows 64 bits", path,
+                                        "gguf.write.shape", t.name);
     const std::uint64_t inner = t.shape.empty() ? 1 : t.shape.back();
     if (inner % info.block_elems != 0)
       return detail::writer_input_error("the innermost dimension " + std::to_string(inner) +
-                           " is not a multiple of the " + std::string(info.name) + " block size " +
-                           std::to_string(info.block_elems),
-                       path, "gguf.write.shape", t.name);
+                                            " is not a multiple of the " + std::string(info.name) +
+                                            " block size " + std::to_string(info.block_elems),
+                                        path, "gguf.write.shape", t.name);
     const auto expected = dtype_bytes(t.dtype, elements);
     if (!expected)
-      return detail::writer_input_error("the byte size overflows 64 bits", path, "gguf.write.shape", t.name);
+      return detail::writer_input_error("the byte size overflows 64 bits", path, "gguf.write.shape",
+                                        t.name);
     if (t.nbytes != *expected)
-      return detail::writer_input_error("nbytes is " + std::to_string(t.nbytes) + " but the shape and dtype need " +
-                           std::to_string(*expected),
-                       path, "gguf.write.nbytes", t.name);
+      return detail::writer_input_error("nbytes is " + std::to_string(t.nbytes) +
+                                            " but the shape and dtype need " +
+                                            std::to_string(*expected),
+                                        path, "gguf.write.nbytes", t.name);
     if (t.nbytes > 0 && t.data == nullptr)
-      return detail::writer_input_error("data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
-                       "gguf.write.data", t.name);
+      return detail::writer_input_error(
+          "data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
+          "gguf.write.data", t.name);
   }
   return Status::ok();
 }
@@ -226,17 +232,21 @@ Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
   std::unordered_set<std::string_view> keys;
   bool has_alignment = false;
   for (const GgufKv& kv : metadata) {
-    if (kv.key.empty()) return detail::writer_input_error("a metadata key is empty", path, "gguf.write.key");
+    if (kv.key.empty())
+      return detail::writer_input_error("a metadata key is empty", path, "gguf.write.key");
     if (kv.key.size() > kGgufMaxString)
-      return detail::writer_input_error("a metadata key is longer than 1 GiB", path, "gguf.write.key");
+      return detail::writer_input_error("a metadata key is longer than 1 GiB", path,
+                                        "gguf.write.key");
     if (!keys.insert(kv.key).second)
-      return detail::writer_input_error("metadata key '" + kv.key + "' appears twice", path, "gguf.write.key");
+      return detail::writer_input_error("metadata key '" + kv.key + "' appears twice", path,
+                                        "gguf.write.key");
     if (kv.key == detail::kGgufAlignmentKey) {
       const auto* v = std::get_if<std::uint64_t>(&kv.value.value);
       if (kv.value.type != GgufType::u32 || v == nullptr || *v != alignment)
-        return detail::writer_input_error("general.alignment must be a UINT32 equal to the alignment argument (" +
-                             std::to_string(alignment) + ")",
-                         path, "gguf.write.alignment");
+        return detail::writer_input_error(
+            "general.alignment must be a UINT32 equal to the alignment argument (" +
+                std::to_string(alignment) + ")",
+            path, "gguf.write.alignment");
       has_alignment = true;
     }
     out.str(kv.key);
@@ -262,7 +272,8 @@ Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
     out.le(offset, 8);
     std::uint64_t padded = 0;
     if (!detail::gguf_pad(t.nbytes, alignment, padded) || padded > UINT64_MAX - offset)
-      return detail::writer_input_error("the data section size overflows 64 bits", path, "gguf.write.shape", t.name);
+      return detail::writer_input_error("the data section size overflows 64 bits", path,
+                                        "gguf.write.shape", t.name);
     offset += padded;
   }
   std::uint64_t header_size = 0;

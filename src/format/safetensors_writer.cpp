@@ -16,40 +16,44 @@ inline namespace v1 {
 
 namespace {
 
-
 Status validate(std::string_view path, std::span<const TensorData> tensors,
                 std::span<const std::pair<std::string, std::string>> metadata) {
   for (const TensorData& t : tensors) {
     if (t.name.empty())
-      return detail::writer_input_error("a tensor has an empty name", path, "safetensors.write.name");
+      return detail::writer_input_error("a tensor has an empty name", path,
+                                        "safetensors.write.name");
     if (t.name == "__metadata__")
-      return detail::writer_input_error("\"__metadata__\" is reserved and cannot name a tensor", path,
-                       "safetensors.write.name", t.name);
+      return detail::writer_input_error("\"__metadata__\" is reserved and cannot name a tensor",
+                                        path, "safetensors.write.name", t.name);
     if (!detail::is_valid_utf8(t.name))
-      return detail::writer_input_error("the tensor name is not valid UTF-8", path, "safetensors.write.name");
+      return detail::writer_input_error("the tensor name is not valid UTF-8", path,
+                                        "safetensors.write.name");
     if (detail::safetensors_bits(t.dtype) == 0)
-      return detail::writer_input_error("dtype " + std::string(dtype_name(t.dtype)) +
-                           " cannot be stored in safetensors (use GGUF for block types)",
-                       path, "safetensors.write.dtype", t.name);
+      return detail::writer_input_error(
+          "dtype " + std::string(dtype_name(t.dtype)) +
+              " cannot be stored in safetensors (use GGUF for block types)",
+          path, "safetensors.write.dtype", t.name);
     std::uint64_t expected = 0;
     switch (detail::safetensors_nbytes(t.dtype, t.shape, expected)) {
       case detail::SizeCheck::overflow:
-        return detail::writer_input_error("the shape's byte size overflows 64 bits", path, "safetensors.write.shape",
-                         t.name);
+        return detail::writer_input_error("the shape's byte size overflows 64 bits", path,
+                                          "safetensors.write.shape", t.name);
       case detail::SizeCheck::misaligned:
         return detail::writer_input_error("the element count is not a whole number of bytes of " +
-                             std::string(dtype_name(t.dtype)),
-                         path, "safetensors.write.shape", t.name);
+                                              std::string(dtype_name(t.dtype)),
+                                          path, "safetensors.write.shape", t.name);
       case detail::SizeCheck::ok:
         break;
     }
     if (t.nbytes != expected)
-      return detail::writer_input_error("nbytes is " + std::to_string(t.nbytes) + " but the shape and dtype need " +
-                           std::to_string(expected),
-                       path, "safetensors.write.nbytes", t.name);
+      return detail::writer_input_error("nbytes is " + std::to_string(t.nbytes) +
+                                            " but the shape and dtype need " +
+                                            std::to_string(expected),
+                                        path, "safetensors.write.nbytes", t.name);
     if (t.nbytes > 0 && t.data == nullptr)
-      return detail::writer_input_error("data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
-                       "safetensors.write.data", t.name);
+      return detail::writer_input_error(
+          "data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
+          "safetensors.write.data", t.name);
   }
 
   std::vector<const std::string*> names;
@@ -59,14 +63,14 @@ Status validate(std::string_view path, std::span<const TensorData> tensors,
             [](const std::string* a, const std::string* b) { return *a < *b; });
   for (std::size_t i = 1; i < names.size(); ++i)
     if (*names[i] == *names[i - 1])
-      return detail::writer_input_error("two tensors have the same name", path, "safetensors.write.duplicate",
-                       *names[i]);
+      return detail::writer_input_error("two tensors have the same name", path,
+                                        "safetensors.write.duplicate", *names[i]);
 
   std::vector<const std::string*> keys;
   for (const auto& [key, value] : metadata) {
     if (!detail::is_valid_utf8(key) || !detail::is_valid_utf8(value))
-      return detail::writer_input_error("metadata key or value \"" + key + "\" is not valid UTF-8", path,
-                       "safetensors.write.metadata");
+      return detail::writer_input_error("metadata key or value \"" + key + "\" is not valid UTF-8",
+                                        path, "safetensors.write.metadata");
     keys.push_back(&key);
   }
   std::sort(keys.begin(), keys.end(),
@@ -74,7 +78,7 @@ Status validate(std::string_view path, std::span<const TensorData> tensors,
   for (std::size_t i = 1; i < keys.size(); ++i)
     if (*keys[i] == *keys[i - 1])
       return detail::writer_input_error("metadata key \"" + *keys[i] + "\" appears twice", path,
-                       "safetensors.write.metadata");
+                                        "safetensors.write.metadata");
   return Status::ok();
 }
 
@@ -124,8 +128,8 @@ Status write_safetensors(std::string_view path, std::span<const TensorData> tens
       header += std::to_string(t.shape[d]);
     }
     if (t.nbytes > UINT64_MAX - offset)
-      return detail::writer_input_error("the tensors' total size overflows 64 bits", path, "safetensors.write.shape",
-                       t.name);
+      return detail::writer_input_error("the tensors' total size overflows 64 bits", path,
+                                        "safetensors.write.shape", t.name);
     header += "],\"data_offsets\":[" + std::to_string(offset) + ',' +
               std::to_string(offset + t.nbytes) + "]}";
     offset += t.nbytes;

@@ -5,10 +5,14 @@ inline namespace v1 {
 
 std::string_view role_name(Role role) noexcept {
   switch (role) {
-    case Role::denoiser: return "denoiser";
-    case Role::text_encoder: return "text encoder";
-    case Role::vae: return "vae";
-    case Role::other: return "other";
+    case Role::denoiser:
+      return "denoiser";
+    case Role::text_encoder:
+      return "text encoder";
+    case Role::vae:
+      return "vae";
+    case Role::other:
+      return "other";
   }
   return "other";
 }

@@ -26,7 +26,8 @@ std::vector<std::string_view> split(std::string_view name) {
 
 bool is_index(std::string_view s) {
   if (s.empty() || s.size() > 9) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 // The patterns we use are literals, optionally anchored with ^ and $ (as in diffusers'
@@ -45,8 +46,8 @@ bool pattern_matches(std::string_view pattern, std::string_view name) {
 
 bool is_embedding_name(std::string_view module) {
   static constexpr std::string_view kEmbeddings[] = {
-      "embed_tokens", "token_embedding", "position_embedding", "relative_attention_bias",
-      "wte", "wpe", "word_embeddings", "position_embeddings"};
+      "embed_tokens", "token_embedding", "position_embedding", "relative_attention_bias", "wte",
+      "wpe",          "word_embeddings", "position_embeddings"};
   if (module == "shared" || module == "encoder.embed_tokens") return true;
   for (auto e : kEmbeddings) {
     auto pos = module.rfind(e);
@@ -117,8 +118,10 @@ ComponentSummary summarize(const Component& component) {
       if (!mid) std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), c.index);
       c.block = mid ? prefix : prefix + "." + std::string(parts[i]);
       seq_children[c.prefix][c.index] = c.block;
-      if (i + 2 < parts.size() || mid) deep[c.block] = true;
-      else deep.try_emplace(c.block, false);
+      if (i + 2 < parts.size() || mid)
+        deep[c.block] = true;
+      else
+        deep.try_emplace(c.block, false);
       cand[t] = std::move(c);
       break;
     }
@@ -174,7 +177,8 @@ ComponentSummary summarize(const Component& component) {
     }
     auto dot = ti.name.rfind('.');
     std::string module = dot == std::string::npos ? ti.name : ti.name.substr(0, dot);
-    std::string_view param = dot == std::string::npos ? std::string_view{} : std::string_view(ti.name).substr(dot + 1);
+    std::string_view param =
+        dot == std::string::npos ? std::string_view{} : std::string_view(ti.name).substr(dot + 1);
     auto [it, inserted] = leaves.try_emplace(module);
     auto& leaf = it->second;
     if (inserted) leaf.order = t;
@@ -203,9 +207,9 @@ ComponentSummary summarize(const Component& component) {
     // Linear, Conv and Embedding modules have a weight of rank >= 2; norms and bare
     // parameters (scale_shift_table, gamma) do not and keep their dtype.
     const bool castable_type = acc.weight_rank >= 2;
-    leaf.castable = castable_type && std::none_of(skip.begin(), skip.end(), [&](const std::string& p) {
-      return pattern_matches(p, name);
-    });
+    leaf.castable = castable_type &&
+                    std::none_of(skip.begin(), skip.end(),
+                                 [&](const std::string& p) { return pattern_matches(p, name); });
     leaf.linear = acc.weight_rank == 2 && !is_embedding_name(name);
     if (leaf.castable) {
       s.castable_bytes += acc.bytes;
@@ -214,7 +218,8 @@ ComponentSummary summarize(const Component& component) {
     if (leaf.linear) {
       s.linear_bytes += acc.weight_bytes;
       s.linear_params += acc.weight_params;
-      if (acc.block >= 0) s.blocks[static_cast<std::size_t>(acc.block)].linear_bytes += acc.weight_bytes;
+      if (acc.block >= 0)
+        s.blocks[static_cast<std::size_t>(acc.block)].linear_bytes += acc.weight_bytes;
     }
     if (leaf.bytes > s.max_leaf_bytes) {
       s.max_leaf_bytes = leaf.bytes;
@@ -226,7 +231,8 @@ ComponentSummary summarize(const Component& component) {
   for (auto& seq : s.sequences) {
     for (const auto& [idx, name] : seq_children[seq.prefix]) {
       auto it = block_index.find(name);
-      if (it != block_index.end()) seq.blocks.push_back(s.blocks[static_cast<std::size_t>(it->second)]);
+      if (it != block_index.end())
+        seq.blocks.push_back(s.blocks[static_cast<std::size_t>(it->second)]);
     }
   }
   for (const auto& b : s.blocks) {

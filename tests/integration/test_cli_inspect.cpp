@@ -10,14 +10,16 @@
 using dmem::test::run_command;
 
 namespace {
-std::string cli() { return dmem::test::cli_path(); }
+std::string cli() {
+  return dmem::test::cli_path();
+}
 }  // namespace
 
 TEST_CASE("dmem models lists the catalog", "[cli]") {
   std::string out;
   REQUIRE(run_command(cli() + " models", &out) == 0);
-  for (const char* name : {"qwen-image", "qwen-image-edit", "flux1-dev", "flux1-schnell", "sd35-large",
-                           "sdxl", "wan21-t2v-14b"})
+  for (const char* name : {"qwen-image", "qwen-image-edit", "flux1-dev", "flux1-schnell",
+                           "sd35-large", "sdxl", "wan21-t2v-14b"})
     CHECK(out.find(name) != std::string::npos);
 }
 
@@ -42,8 +44,8 @@ TEST_CASE("dmem inspect --json has the documented keys and exact numbers", "[cli
   std::uint64_t total = 0;
   bool saw_transformer = false;
   for (const auto& c : j["components"]) {
-    for (const char* key : {"name", "role", "params", "bytes", "tensors", "blocks", "max_leaf_bytes",
-                            "castable_bytes", "linear_bytes", "dtypes"})
+    for (const char* key : {"name", "role", "params", "bytes", "tensors", "blocks",
+                            "max_leaf_bytes", "castable_bytes", "linear_bytes", "dtypes"})
       CHECK(c.contains(key));
     CHECK(c["blocks"].contains("count"));
     CHECK(c["blocks"].contains("max_bytes"));

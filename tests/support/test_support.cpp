@@ -1,13 +1,13 @@
 #include "support/test_support.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <array>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <stdexcept>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace dmem::test {
 
@@ -15,8 +15,8 @@ TempDir::TempDir() {
   static std::atomic<int> counter{0};
   std::random_device rd;
   auto base = std::filesystem::temp_directory_path();
-  path_ = base / ("dmem-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-                  std::to_string(rd()));
+  path_ = base / ("dmem-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+                  "-" + std::to_string(rd()));
   std::filesystem::create_directories(path_);
 }
 
@@ -54,6 +54,8 @@ int run_command(const std::string& command, std::string* output, bool merge_stde
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string cli_path() { return DMEM_CLI_PATH; }
+std::string cli_path() {
+  return DMEM_CLI_PATH;
+}
 
 }  // namespace dmem::test

@@ -59,7 +59,7 @@ TEST_CASE("f32 casts match numpy and ml_dtypes bit for bit", "[dtype]") {
 
 TEST_CASE("fp8 e4m3 follows PyTorch's cast at the edges", "[dtype]") {
   CHECK(f32_to_f8_e4m3(448.0f) == 0x7E);
-  CHECK(f32_to_f8_e4m3(464.0f) == 0x7E);  // tie to even
+  CHECK(f32_to_f8_e4m3(464.0f) == 0x7E);   // tie to even
   CHECK(f32_to_f8_e4m3(464.01f) == 0x7F);  // rounds into the NaN pattern
   CHECK(f32_to_f8_e4m3(500.0f) == 0x7F);
   CHECK(f32_to_f8_e4m3(-500.0f) == 0xFF);

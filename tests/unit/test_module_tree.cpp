@@ -83,13 +83,15 @@ TEST_CASE("sizes, dtypes and leaves are exact", "[module_tree]") {
 TEST_CASE("castable and linear bytes follow the skip patterns", "[module_tree]") {
   const auto s = summarize(small_dit());
   auto leaf = [&](const std::string& name) -> const LeafInfo& {
-    auto it = std::find_if(s.leaves.begin(), s.leaves.end(), [&](const LeafInfo& l) { return l.name == name; });
+    auto it = std::find_if(s.leaves.begin(), s.leaves.end(),
+                           [&](const LeafInfo& l) { return l.name == name; });
     REQUIRE(it != s.leaves.end());
     return *it;
   };
   CHECK(leaf("img_in").castable);
   CHECK(leaf("transformer_blocks.0.img_mod.1").castable);  // Qwen's modulation is cast ...
-  CHECK_FALSE(leaf("transformer_blocks.0.norm1.linear").castable);  // ... a FLUX-style norm1.linear is not
+  CHECK_FALSE(
+      leaf("transformer_blocks.0.norm1.linear").castable);  // ... a FLUX-style norm1.linear is not
   CHECK_FALSE(leaf("norm_out.linear").castable);
   CHECK_FALSE(leaf("proj_out").castable);  // ^proj_out$
   CHECK_FALSE(leaf("txt_norm").castable);  // rank-1 weight
@@ -101,7 +103,8 @@ TEST_CASE("castable and linear bytes follow the skip patterns", "[module_tree]")
   CHECK(leaf("proj_out").linear);
   // linear bytes count weights only (biases stay with the leaf).
   const std::uint64_t per_block = (384 * 64 + 3 * 64 * 64) * 2;
-  const std::uint64_t linear = 64 * 16 * 2 + 3 * per_block + 128 * 64 * 2 + 16 * 64 * 4 + 2 * 8 * 8 * 2 + 4 * 4 * 2;
+  const std::uint64_t linear =
+      64 * 16 * 2 + 3 * per_block + 128 * 64 * 2 + 16 * 64 * 4 + 2 * 8 * 8 * 2 + 4 * 4 * 2;
   CHECK(s.linear_bytes == linear);
   CHECK(s.blocks[0].linear_bytes == per_block);
 }

@@ -24,9 +24,12 @@ TEST_CASE("public headers include only the standard library and dmem headers", "
       if (m[1] == "\"") {
         CHECK(what.rfind("dmem/", 0) == 0);
       } else {
-        // Standard headers have no directory and no extension (C ABI headers may use <stddef.h> ...).
-        const bool std_cpp = what.find('/') == std::string::npos && what.find('.') == std::string::npos;
-        const bool std_c = ext == ".h" && (what == "stddef.h" || what == "stdint.h" || what == "stdbool.h");
+        // Standard headers have no directory and no extension (C ABI headers may use <stddef.h>
+        // ...).
+        const bool std_cpp =
+            what.find('/') == std::string::npos && what.find('.') == std::string::npos;
+        const bool std_c =
+            ext == ".h" && (what == "stddef.h" || what == "stdint.h" || what == "stdbool.h");
         CHECK((std_cpp || std_c));
       }
     }

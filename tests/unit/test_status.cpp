@@ -19,7 +19,8 @@ TEST_CASE("Status carries code, message, file, offset, tensor, rule and hint", "
   CHECK_FALSE(st.is_ok());
   CHECK(st.code() == Errc::format_error);
   CHECK(st.to_string() ==
-        "a.safetensors: offset 8: tensor 'w': offsets overlap [rule safetensors.offsets] (hint: re-download the file)");
+        "a.safetensors: offset 8: tensor 'w': offsets overlap [rule safetensors.offsets] (hint: "
+        "re-download the file)");
   CHECK(errc_name(Errc::validation_failed) == "validation_failed");
 }
 

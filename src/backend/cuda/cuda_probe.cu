@@ -14,7 +14,9 @@ __global__ void arch_kernel(int* out) {
 }
 }  // namespace
 
-bool cuda_compiled() noexcept { return true; }
+bool cuda_compiled() noexcept {
+  return true;
+}
 
 std::vector<CudaDeviceInfo> cuda_devices(std::string* error) noexcept {
   std::vector<CudaDeviceInfo> out;
@@ -67,7 +69,8 @@ int cuda_running_arch(int device) noexcept {
   int h = -1;
   cudaMemcpy(d, &h, sizeof(int), cudaMemcpyHostToDevice);
   arch_kernel<<<1, 1>>>(d);
-  if (cudaDeviceSynchronize() == cudaSuccess) cudaMemcpy(&h, d, sizeof(int), cudaMemcpyDeviceToHost);
+  if (cudaDeviceSynchronize() == cudaSuccess)
+    cudaMemcpy(&h, d, sizeof(int), cudaMemcpyDeviceToHost);
   cudaFree(d);
   cudaGetLastError();
   return h;
