@@ -18,7 +18,7 @@ const std::string kMachine = " --no-probe --gpu rtx5090 --ram 60GiB --disk 500Gi
 
 }  // namespace
 
-TEST_CASE("dmem plan --json has the documented keys", "[plan]") {
+TEST_CASE("dmem plan --json has the documented keys", "[plan][cli]") {
   std::string out;
   const int rc = run_command(cli_path() + " plan qwen-image" + kMachine + " --json", &out, false);
   REQUIRE(rc == 0);
@@ -53,7 +53,7 @@ TEST_CASE("dmem plan --json has the documented keys", "[plan]") {
   }
 }
 
-TEST_CASE("dmem plan prints the grouped table and the rejected candidates", "[plan]") {
+TEST_CASE("dmem plan prints the grouped table and the rejected candidates", "[plan][cli]") {
   std::string out;
   REQUIRE(run_command(cli_path() + " plan qwen-image" + kMachine + " --width 1328 --height 1328",
                       &out) == 0);
@@ -67,7 +67,7 @@ TEST_CASE("dmem plan prints the grouped table and the rejected candidates", "[pl
   CHECK(out.find("--show-rejected") != std::string::npos);
 }
 
-TEST_CASE("dmem plan --explain prints the arithmetic of one plan", "[plan]") {
+TEST_CASE("dmem plan --explain prints the arithmetic of one plan", "[plan][cli]") {
   std::string out;
   REQUIRE(run_command(cli_path() + " plan qwen-image" + kMachine + " --explain 1", &out) == 0);
   for (const char* s : {"plan 1", "load:", "encode:", "denoise:", "decode:", "VRAM =", "RAM =",
@@ -77,7 +77,7 @@ TEST_CASE("dmem plan --explain prints the arithmetic of one plan", "[plan]") {
   CHECK(out.find("no plan '99999'") != std::string::npos);
 }
 
-TEST_CASE("dmem plan --svg writes stacked bars per plan", "[plan]") {
+TEST_CASE("dmem plan --svg writes stacked bars per plan", "[plan][cli]") {
   TempDir dir;
   const std::string svg = dir.file("plans.svg");
   std::string out;
@@ -105,7 +105,7 @@ TEST_CASE("dmem plan --svg writes stacked bars per plan", "[plan]") {
   CHECK(text.find("class=\"budget vram\"") != std::string::npos);
 }
 
-TEST_CASE("dmem plan exits 1 with a reason when nothing fits", "[plan]") {
+TEST_CASE("dmem plan exits 1 with a reason when nothing fits", "[plan][cli]") {
   std::string out;
   const int rc =
       run_command(cli_path() + " plan qwen-image --no-probe --gpu none --ram 8GiB", &out);
