@@ -1,6 +1,5 @@
 // `dmem hardware`: what dmem sees of this machine, or of the one the flags describe.
 #include <cstdio>
-#include <iostream>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -49,13 +48,7 @@ int run_hardware(const Args& args) {
       "presets", po::bool_switch(), "list GPU presets");
   add_hardware_options(desc);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::printf("%s\n\n", kHelp);
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!parse_command(args, desc, nullptr, kHelp, vm)) return 0;
   if (vm["presets"].as<bool>()) {
     if (vm["json"].as<bool>()) {
       nlohmann::json j = nlohmann::json::array();

@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -43,16 +42,8 @@ int run_plan(const Args& args) {
       "show-rejected", po::bool_switch(), "list every rejected candidate with all its violations")(
       "top", po::value<std::string>(), "plans shown per group in the table (default 5)");
   add_machine_options(desc);
-  po::positional_options_description pos;
-  pos.add("model", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::printf("%s\n\n", kHelp);
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!parse_command(args, desc, "model", kHelp, vm)) return 0;
   if (!vm.count("model"))
     return fail("no model given (dmem plan <model>; dmem models lists the catalog)");
   RenderOptions ro;

@@ -1,7 +1,6 @@
 // `dmem validate`: checks a hand-written strategy against the rules table and the budgets.
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 #include <string>
 
@@ -38,16 +37,8 @@ int run_validate(const Args& args) {
       "json", po::bool_switch(), "JSON output")("strategy", po::value<std::string>(),
                                                 "strategy JSON file");
   add_machine_options(desc);
-  po::positional_options_description pos;
-  pos.add("strategy", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::printf("%s\n\n", kHelp);
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!parse_command(args, desc, "strategy", kHelp, vm)) return 0;
   if (!vm.count("strategy"))
     return fail("no strategy file given (dmem validate <strategy.json> --model M)");
   if (!vm.count("model")) return fail("--model is required (a catalog name or a checkpoint path)");

@@ -2,6 +2,8 @@
 // one line naming the flag (Boost's own messages do not say which unit was expected).
 #include "cli/machine_flags.hpp"
 
+#include <iostream>
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -232,6 +234,18 @@ Result<MachineArgs> read_machine_options(const po::variables_map& vm) {
   if (!hw) return hw.status();
   m.hardware = std::move(*hw);
   return m;
+}
+
+bool parse_command(const std::vector<std::string>& args, const po::options_description& desc,
+                   const char* positional, const char* help, po::variables_map& vm) {
+  po::positional_options_description pos;
+  if (positional) pos.add(positional, 1);
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  if (!vm.count("help")) return true;
+  std::printf("%s\n\n", help);
+  std::cout << desc << "\n";
+  return false;
 }
 
 }  // namespace dmem::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,12 @@ struct MachineArgs {
 };
 
 /// --vram --ram --gpu --gpus --pinned-limit --disk --cache-dir --calibration --no-probe
+/// Parses a sub-command's arguments (`positional`: the name of its one positional option, or
+/// nullptr). Returns false after printing `help` and the flags for --help; bad flags throw
+/// (main() turns that into one line and exit status 2).
+bool parse_command(const std::vector<std::string>& args, const po::options_description& desc,
+                   const char* positional, const char* help, po::variables_map& vm);
+
 void add_hardware_options(po::options_description& desc);
 /// --width --height --frames --batch --steps --activation-gib --prefer --margin
 void add_workload_options(po::options_description& desc);
