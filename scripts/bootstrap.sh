@@ -82,8 +82,10 @@ if command -v clang++ >/dev/null 2>&1 && [ -f "$here/tests/fuzz/CMakeLists.txt" 
   fz="$build-fuzz"
   CC=clang CXX=clang++ cmake -S "$here" -B "$fz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDMEM_WITH_CUDA=OFF -DDMEM_BUILD_FUZZ=ON -DDMEM_BUILD_TESTS=OFF -DDMEM_BUILD_BENCH=OFF \
-    -DDMEM_BUILD_SAMPLES=OFF >/dev/null
-  cmake --build "$fz" -j "$jobs"
+    -DDMEM_BUILD_SAMPLES=OFF -DDMEM_BUILD_CLI=OFF >/dev/null
+  targets=()
+  for src in "$here"/tests/fuzz/fuzz_*.cpp; do targets+=(--target "$(basename "$src" .cpp)"); done
+  cmake --build "$fz" -j "$jobs" "${targets[@]}"
   secs="${DMEM_FUZZ_SECONDS:-20}"
   for f in "$fz"/tests/fuzz/fuzz_*; do
     [ -x "$f" ] || continue

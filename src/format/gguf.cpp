@@ -61,7 +61,6 @@ using detail::GgufBytes;
 // info is a 1-byte name (8 + 1), n_dims (4), no dims, a type (4) and an offset (8).
 constexpr std::uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 constexpr std::uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;
-constexpr std::uint64_t kHeaderBytes = 4 + 4 + 8 + 8;
 
 constexpr const char* kCorruptHint =
     "the file is corrupt, truncated or crafted: re-download it or re-export it with llama.cpp's "
