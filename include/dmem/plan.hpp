@@ -25,6 +25,11 @@ struct Workload {
   std::optional<double> activation_gib;  ///< override of the activation model (per phase peak)
 };
 
+/// The pipeline's usual settings: the resolution, frames and steps its authors recommend
+/// (Qwen-Image 1328x1328/50, FLUX.1-dev 1024x1024/28, FLUX.1-schnell 4 steps, SD3.5 28 steps,
+/// SDXL 50, Wan2.1 832x480 with 81 frames/50); 1024x1024/50 for anything else.
+[[nodiscard]] Workload default_workload(const Model& model) noexcept;
+
 enum class Preference : std::uint8_t { quality, speed, memory, balanced };
 
 enum class Phase : std::uint8_t { load, encode, denoise, decode };

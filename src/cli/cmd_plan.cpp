@@ -58,7 +58,7 @@ int run_plan(const Args& args) {
   }
   auto model = open_model(vm["model"].as<std::string>());
   if (!model) return fail(model.status().to_string());
-  auto machine = read_machine_options(vm);
+  auto machine = read_machine_options(vm, default_workload(*model));
   if (!machine) return fail(machine.status().to_string());
   auto report = make_plans(*model, machine->hardware, machine->workload, machine->options);
   if (!report) return fail(report.status().to_string());

@@ -57,7 +57,7 @@ int run_validate(const Args& args) {
   }
   auto model = open_model(vm["model"].as<std::string>());
   if (!model) return fail(model.status().to_string());
-  auto machine = read_machine_options(vm);
+  auto machine = read_machine_options(vm, default_workload(*model));
   if (!machine) return fail(machine.status().to_string());
 
   auto violations =

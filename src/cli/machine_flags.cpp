@@ -157,11 +157,14 @@ void add_hardware_options(po::options_description& desc) {
 }
 
 void add_workload_options(po::options_description& desc) {
-  desc.add_options()("width", po::value<std::string>(), "output width in pixels (default 1024)")(
-      "height", po::value<std::string>(), "output height in pixels (default 1024)")(
-      "frames", po::value<std::string>(), "frames (video models; default 1)")(
+  desc.add_options()("width", po::value<std::string>(),
+                     "output width in pixels (default: the model's usual size)")(
+      "height", po::value<std::string>(),
+      "output height in pixels (default: the model's usual size)")(
+      "frames", po::value<std::string>(), "frames (video models; Wan2.1 default 81)")(
       "batch", po::value<std::string>(), "images per prompt (default 1)")(
-      "steps", po::value<std::string>(), "denoising steps (default 50)")(
+      "steps", po::value<std::string>(),
+      "denoising steps (default: the pipeline's, e.g. 50; FLUX.1-dev 28)")(
       "activation-gib", po::value<std::string>(),
       "override the activation model: peak activations per phase, GiB")(
       "prefer", po::value<std::string>(), "quality | speed | memory | balanced (default balanced)")(
@@ -193,8 +196,9 @@ Result<HardwareOptions> read_hardware_options(const po::variables_map& vm) {
   return o;
 }
 
-Result<MachineArgs> read_machine_options(const po::variables_map& vm) {
+Result<MachineArgs> read_machine_options(const po::variables_map& vm, const Workload& defaults) {
   MachineArgs m;
+  m.workload = defaults;
   auto ho = read_hardware_options(vm);
   if (!ho) return ho.status();
   m.hardware_options = std::move(*ho);

@@ -40,7 +40,10 @@ void add_machine_options(po::options_description& desc);
 
 /// Reads the flags added above (those not added are left at their defaults) and builds the
 /// hardware. Errors are Errc::invalid_argument naming the flag, or make_hardware's error.
-[[nodiscard]] Result<MachineArgs> read_machine_options(const po::variables_map& vm);
+/// Flags given override `defaults` (the model's default_workload); hardware is probed or built
+/// from the hardware flags.
+[[nodiscard]] Result<MachineArgs> read_machine_options(const po::variables_map& vm,
+                                                       const Workload& defaults = {});
 
 /// Only the hardware part (no probe/make_hardware call): for tests and `dmem hardware`.
 [[nodiscard]] Result<HardwareOptions> read_hardware_options(const po::variables_map& vm);

@@ -145,6 +145,8 @@ void compute_flops(ComponentProfile& p, const ModelProfile& mp) {
     const auto li = p.tensor_leaf[t];
     if (li < 0) continue;
     const LeafInfo& leaf = p.summary.leaves[static_cast<std::size_t>(li)];
+    // A top-level parameter (Wan's `scale_shift_table`) is its own leaf and no weight.
+    if (ti.name.size() <= leaf.name.size() + 1) continue;
     const std::string_view param = std::string_view(ti.name).substr(leaf.name.size() + 1);
     if (param != "weight") continue;
     if (ti.shape.size() == 2 && !leaf.linear) continue;  // embeddings are look-ups
