@@ -112,7 +112,10 @@ void check_device_features(const RuleContext& ctx, std::vector<Violation>& out) 
                          "), or a device with SM >= " + sm_text(v.caps->min_sm)});
     if (!archs_cover(v.caps->cuda_archs, sm)) {
       std::string built;
-      for (auto a : v.caps->cuda_archs) built += (built.empty() ? "" : ";") + std::to_string(a);
+      for (auto a : v.caps->cuda_archs) {
+        if (!built.empty()) built += ';';
+        built += std::to_string(a);
+      }
       out.push_back({"device.features", v.strategy->component,
                      v.caps->display + " carries kernels for sm " + built +
                          " only, none of which "

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 
 #include "backend/cuda/cuda_probe.hpp"
 
@@ -47,4 +48,13 @@ TEST_CASE("a kernel runs from this build's architectures", "[cuda]") {
   const auto archs = detail::cuda_compiled_archs();
   CHECK(std::find(archs.begin(), archs.end(), arch / 10) != archs.end());
   CHECK(arch / 10 <= dev.cc_major * 10 + dev.cc_minor);
+}
+
+TEST_CASE("the build reports every CUDA architecture it was configured with", "[cuda_probe]") {
+  // DMEM_TEST_CUDA_ARCHS is CMake's list reduced to numbers ("75,80,...", empty for CPU builds).
+  std::string expected;
+  for (int a : detail::cuda_compiled_archs())
+    expected += (expected.empty() ? "" : ",") + std::to_string(a);
+  CHECK(expected == DMEM_TEST_CUDA_ARCHS);
+  CHECK(detail::cuda_compiled() == !expected.empty());
 }

@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_probe.hpp"
+#include "cuda_archs.hpp"  // generated in the build tree
 
 namespace dmem::detail {
 
@@ -53,11 +54,8 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* error) noexcept {
 
 std::vector<int> cuda_compiled_archs() noexcept {
   std::vector<int> archs;
-#ifdef DMEM_CUDA_ARCH_LIST
-  // Filled by CMake from CMAKE_CUDA_ARCHITECTURES.
   static constexpr int kArchs[] = {DMEM_CUDA_ARCH_LIST};
   for (int a : kArchs) archs.push_back(a);
-#endif
   return archs;
 }
 
