@@ -1,7 +1,7 @@
 // Dequantization throughput on the CPU, as a ratio to memcpy of the same f32 output measured in
 // the same run (the physical limit for writing that many bytes).
 //
-//   bench_dequant [--mib N]   (N MiB of f32 output per type, default 64)
+//   bench_dequant [--mib N] [--json FILE]   (N MiB of f32 output per type, default 64)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_report.hpp"
 #include "dmem/block_quant.hpp"
 
 using Clock = std::chrono::steady_clock;
@@ -28,11 +29,13 @@ double best_seconds(F&& f, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string json = dmem::bench::take_json_flag(argc, argv);
+  dmem::bench::Report report("bench_dequant");
   std::size_t mib = 64;
   if (argc == 3 && std::string(argv[1]) == "--mib")
     mib = std::max(1, std::atoi(argv[2]));
   else if (argc != 1) {
-    std::fprintf(stderr, "usage: bench_dequant [--mib N]\n");
+    std::fprintf(stderr, "usage: bench_dequant [--mib N] [--json FILE]\n");
     return 2;
   }
   const std::size_t n = mib * (1u << 20) / 4 / 256 * 256;  // values, a multiple of every block
@@ -41,6 +44,7 @@ int main(int argc, char** argv) {
   const double memcpy_s = best_seconds([&] { std::memcpy(out.data(), ref.data(), n * 4); }, 5);
   const double memcpy_gbs = static_cast<double>(n) * 4 / memcpy_s / 1e9;
   std::printf("memcpy of %zu MiB f32: %.2f GB/s (peer)\n", mib, memcpy_gbs);
+  report.result("memcpy GB/s", memcpy_gbs);
   std::printf("%-8s %12s %14s %10s\n", "type", "out GB/s", "packed GB/s", "vs memcpy");
   for (dmem::DType t :
        {dmem::DType::q8_0, dmem::DType::q4_0, dmem::DType::q4_1, dmem::DType::q5_0,
@@ -56,6 +60,8 @@ int main(int argc, char** argv) {
     const double gbs = static_cast<double>(n) * 4 / s / 1e9;
     std::printf("%-8s %12.2f %14.2f %9.2fx\n", std::string(info.name).c_str(), gbs,
                 static_cast<double>(packed.size()) / s / 1e9, gbs / memcpy_gbs);
+    report.result(std::string(info.name) + " out GB/s", gbs);
+    report.ratio(std::string(info.name) + " vs memcpy", gbs / memcpy_gbs);
   }
-  return 0;
+  return report.write(json) ? 0 : 1;
 }

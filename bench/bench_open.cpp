@@ -4,7 +4,7 @@
 // any reader must read). Reports open+inspect time, bytes read (from /proc/self/io rchar) and both
 // as ratios to the peer. Goal: milliseconds, and no tensor data read.
 //
-//   bench_open [--dir DIR] [--repeat N]
+//   bench_open [--dir DIR] [--repeat N] [--json FILE]
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_report.hpp"
 #include "dmem/catalog.hpp"
 #include "dmem/model.hpp"
 #include "dmem/module_tree.hpp"
@@ -103,6 +104,8 @@ std::uint64_t plain_header_read(const fs::path& dir, const std::vector<std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string json = dmem::bench::take_json_flag(argc, argv);
+  dmem::bench::Report report("bench_open");
   fs::path dir = fs::temp_directory_path() / "dmem-bench-open";
   int repeat = 20;
   for (int i = 1; i < argc; ++i) {
@@ -112,7 +115,7 @@ int main(int argc, char** argv) {
     else if (a == "--repeat" && i + 1 < argc)
       repeat = std::max(1, std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: bench_open [--dir DIR] [--repeat N]\n");
+      std::fprintf(stderr, "usage: bench_open [--dir DIR] [--repeat N] [--json FILE]\n");
       return 2;
     }
   }
@@ -164,7 +167,12 @@ int main(int argc, char** argv) {
       best_open / best_peer, static_cast<double>(open_bytes) / static_cast<double>(peer_bytes),
       open_bytes < logical / 1000 ? "none" : "YES",
       100.0 * static_cast<double>(open_bytes) / static_cast<double>(logical));
+  report.result("open ms", best_open * 1e3);
+  report.result("peer ms", best_peer * 1e3);
+  report.result("bytes read", static_cast<double>(open_bytes));
+  report.ratio("time x peer", best_open / best_peer);
+  report.ratio("bytes x peer", static_cast<double>(open_bytes) / static_cast<double>(peer_bytes));
   std::error_code ec;
   fs::remove_all(dir, ec);
-  return 0;
+  return report.write(json) ? 0 : 1;
 }

@@ -3,7 +3,7 @@
 // the same run: generating the catalog model and summarizing every component (the cost of
 // reading the model's structure, which planning cannot avoid). Goal: well under 100 ms.
 //
-//   bench_plan [--repeat N] [--model NAME]
+//   bench_plan [--repeat N] [--model NAME] [--json FILE]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_report.hpp"
 #include "dmem/catalog.hpp"
 #include "dmem/module_tree.hpp"
 #include "dmem/plan.hpp"
@@ -37,6 +38,8 @@ double median_ms(int repeat, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string json = dmem::bench::take_json_flag(argc, argv);
+  dmem::bench::Report report("bench_plan");
   int repeat = 9;
   std::string name = "qwen-image";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -98,9 +101,13 @@ int main(int argc, char** argv) {
       rejected = r->rejected.size() + r->rejected_similar;
     });
     worst = std::max(worst, ms);
+    report.result(std::string(m.label) + " ms", ms);
+    report.ratio(std::string(m.label) + " x peer", ms / peer);
     fmt::print("{:<34} {:>10.2f} {:>9.1f} {:>10.2f} {:>8} {:>8} {:>9}\n", m.label, ms, 1000.0 / ms,
                ms / peer, cands, viable, rejected);
   }
   fmt::print("slowest full plan {:.2f} ms (goal: well under 100 ms)\n", worst);
-  return 0;
+  report.result("peer ms", peer);
+  report.result("slowest plan ms", worst);
+  return report.write(json) ? 0 : 1;
 }

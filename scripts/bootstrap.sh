@@ -2,12 +2,14 @@
 # Installs what is missing (Debian packages), configures and builds dmem; optionally runs the tests.
 #
 #   scripts/bootstrap.sh            install + build (build/, binary at build/bin/dmem)
-#   scripts/bootstrap.sh --test     install + build + all tests (ctest), then an ASan/UBSan build of
-#                                   the tests and short fuzz runs of the parsers (when clang is present)
+#   scripts/bootstrap.sh --test     install + build + all tests (ctest), install + consumer test,
+#                                   an ASan/UBSan build of the tests, short fuzz runs of the parsers,
+#                                   and compile-only builds that cover every build type and compiler
 #
 # Environment: DMEM_BUILD_DIR (default build), DMEM_CUDA (AUTO|ON|OFF, default AUTO),
 # DMEM_CUDA_ARCHS (default: every architecture from sm_75 to sm_120 plus PTX),
-# DMEM_FUZZ_SECONDS (default 20 per parser), DMEM_SKIP_SANITIZE=1 to skip the sanitizer build.
+# DMEM_FUZZ_SECONDS (default 20 per parser), DMEM_SKIP_SANITIZE=1 to skip the sanitizer build,
+# DMEM_SKIP_MATRIX=1 to skip the compile-only builds (gcc Release, clang MinSizeRel).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,9 +57,15 @@ werror=OFF
 [ "$mode" = test ] && werror=ON
 export CCACHE_NOHASHDIR=1 CCACHE_BASEDIR="$here"
 
+# Each stage's wall time goes into the closing summary (CI keeps the whole run well inside its limit).
+timings=()
+stage_start=$SECONDS
+stage_done() { timings+=("$1 $((SECONDS - stage_start)) s"); stage_start=$SECONDS; }
+
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDMEM_WERROR="$werror" \
   "${cuda_args[@]}" >/dev/null
 cmake --build "$build" -j "$jobs"
+stage_done "build (gcc RelWithDebInfo, CUDA ${DMEM_CUDA:-AUTO}, default archs)"
 
 [ "$mode" = test ] || exit 0
 
@@ -71,6 +79,12 @@ ctest_log="$(mktemp)"
 summary="$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$ctest_log" | tail -n 1)"
 skipped="$(grep -cE '\*\*\*Skipped|Not Run|  Skipped' "$ctest_log" || true)"
 rm -f "$ctest_log"
+stage_done "ctest"
+
+# Install into a fresh prefix and build an out-of-tree consumer against it: CMake package and
+# pkg-config, shared and static.
+"$here/tests/consumer/run.sh" "$build" "$build-consumer"
+stage_done "install + consumer (4 builds)"
 
 if [ "${DMEM_SKIP_SANITIZE:-0}" != 1 ]; then
   # Sanitizers: the whole unit suite again under ASan + UBSan (CPU only, no CUDA, no bench).
@@ -80,6 +94,7 @@ if [ "${DMEM_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake --build "$san" -j "$jobs" --target dmem_tests
   (cd "$san" && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
     ./tests/dmem_tests "~[cuda]" --order rand --rng-seed 7)
+  stage_done "ASan/UBSan (gcc Debug, CPU) + unit suite"
 fi
 
 if command -v clang++ >/dev/null 2>&1 && [ -f "$here/tests/fuzz/CMakeLists.txt" ]; then
@@ -101,7 +116,29 @@ if command -v clang++ >/dev/null 2>&1 && [ -f "$here/tests/fuzz/CMakeLists.txt" 
     "$f" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 "$work" 2>&1 | tail -n 12
     rm -rf "$work"
   done
+  stage_done "fuzz (clang RelWithDebInfo, CPU)"
 fi
+
+# Compile-only builds, so that every build type and both compilers are built with warnings as
+# errors, with CUDA where the toolkit is present (nvcc then uses that compiler as host compiler).
+# Running their tests would add nothing the builds above do not already run.
+if [ "${DMEM_SKIP_MATRIX:-0}" != 1 ]; then
+  cmake -S "$here" -B "$build-gcc-release" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDMEM_WERROR=ON \
+    "${cuda_args[@]}" >/dev/null
+  cmake --build "$build-gcc-release" -j "$jobs"
+  stage_done "compile: gcc Release, CUDA ${DMEM_CUDA:-AUTO}"
+  # The Release build also makes the Debian package, which must pass the same consumer test.
+  "$here/tests/consumer/run.sh" "$build-gcc-release" "$build-consumer-deb" --deb
+  stage_done "cpack DEB + consumer (4 builds)"
+  if command -v clang++ >/dev/null 2>&1; then
+    CC=clang CXX=clang++ cmake -S "$here" -B "$build-clang-minsizerel" -G Ninja \
+      -DCMAKE_BUILD_TYPE=MinSizeRel -DDMEM_WERROR=ON -DCMAKE_CUDA_HOST_COMPILER=clang++ \
+      "${cuda_args[@]}" >/dev/null
+    cmake --build "$build-clang-minsizerel" -j "$jobs"
+    stage_done "compile: clang MinSizeRel, CUDA ${DMEM_CUDA:-AUTO}"
+  fi
+fi
+for t in "${timings[@]}"; do echo "stage: $t"; done
 total="$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$summary")"
 failed="$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<<"$summary")"
 echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs a configured dmem build into a fresh prefix and builds tests/consumer against it four
+# ways: CMake package (shared, static) and pkg-config (dmem.pc shared, dmem-static.pc static).
+# Each program must run and print the catalog size of Qwen-Image.
+#
+#   tests/consumer/run.sh BUILD_DIR [WORK_DIR] [--deb]
+#
+# With --deb the prefix is not `cmake --install` but the Debian package that `cpack -G DEB` makes
+# from BUILD_DIR, unpacked (dpkg -x) into WORK_DIR/deb-root.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+build="${1:?usage: run.sh BUILD_DIR [WORK_DIR] [--deb]}"
+work="${2:-$(mktemp -d)}"
+mkdir -p "$work"
+work="$(cd "$work" && pwd)"
+rm -rf "$work"/prefix "$work"/deb-root "$work"/cmake-* "$work"/pc-*
+if [ "${3:-}" = --deb ]; then
+  (cd "$build" && cpack -G DEB -B "$work/deb" >/dev/null)
+  deb="$(ls "$work"/deb/*.deb | head -n 1)"
+  dpkg-deb --info "$deb" | grep -E '^ (Package|Version|Depends|Recommends):'
+  # The package's dependencies are satisfied here (checked without installing anything).
+  if [ "$(id -u)" = 0 ]; then dpkg --dry-run -i "$deb" >/dev/null; fi
+  dpkg -x "$deb" "$work/deb-root"
+  prefix="$work/deb-root/usr"
+else
+  prefix="$work/prefix"
+  cmake --install "$build" --prefix "$prefix" >/dev/null
+fi
+
+# Installed public headers include only the standard library and each other, and each compiles
+# on its own with nothing but the prefix on the include path.
+bad="$(grep -hE '^[[:space:]]*#[[:space:]]*include' "$prefix"/include/dmem/*.hpp |
+  grep -vE '#[[:space:]]*include[[:space:]]*(<[a-z_]+>|[<"]dmem/[a-z_/]+\.hpp[>"])' || true)"
+if [ -n "$bad" ]; then
+  echo "consumer: installed headers include more than the standard library:" >&2
+  echo "$bad" >&2
+  exit 1
+fi
+for h in "$prefix"/include/dmem/*.hpp; do
+  echo "#include <dmem/$(basename "$h")>" |
+    c++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I "$prefix/include" -x c++ -
+done
+
+check() {  # check NAME BINARY: run it and expect the catalog line
+  local out
+  out="$("$2")"
+  echo "consumer $1: $out"
+  grep -q "qwen-image, 3 components" <<<"$out"
+}
+
+for kind in shared static; do
+  static=OFF
+  [ "$kind" = static ] && static=ON
+  cmake -S "$here" -B "$work/cmake-$kind" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+    -DDMEM_CONSUMER_STATIC="$static" >/dev/null
+  cmake --build "$work/cmake-$kind" >/dev/null
+  check "find_package $kind" "$work/cmake-$kind/consumer"
+done
+
+export PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name dmem.pc | head -n 1)")"
+libdir="$(pkg-config --variable=libdir dmem)"
+mkdir -p "$work/pc-shared" "$work/pc-static"
+# shellcheck disable=SC2046  # pkg-config output is a list of flags
+c++ -std=c++20 "$here/main.cpp" -o "$work/pc-shared/consumer" $(pkg-config --cflags --libs dmem) \
+  -Wl,-rpath,"$libdir"
+check "pkg-config shared" "$work/pc-shared/consumer"
+# shellcheck disable=SC2046
+c++ -std=c++20 "$here/main.cpp" -o "$work/pc-static/consumer" $(pkg-config --cflags --libs dmem-static)
+check "pkg-config static" "$work/pc-static/consumer"
+if ldd "$work/pc-static/consumer" | grep -q libdmem; then
+  echo "consumer: the static build still loads libdmem.so" >&2
+  exit 1
+fi
+echo "consumer: 4 of 4 builds passed (prefix $prefix)"
