@@ -41,6 +41,15 @@ for h in "$prefix"/include/dmem/*.hpp; do
     c++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I "$prefix/include" -x c++ -
 done
 
+# The shared library: versioned SONAME, and no CUDA runtime symbol exported (a host may link its own).
+so="$(find "$prefix" -name 'libdmem.so.*.*.*' | head -n 1)"
+soname="$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')"
+case "$soname" in libdmem.so.[0-9]*) ;; *) echo "consumer: $so has SONAME '$soname'" >&2; exit 1 ;; esac
+if nm -D --defined-only "$so" | grep -E ' [TtWw] (cuda|__cuda)' >/dev/null; then
+  echo "consumer: $so exports CUDA runtime symbols" >&2
+  exit 1
+fi
+
 check() {  # check NAME BINARY: run it and expect the catalog line
   local out
   out="$("$2")"
