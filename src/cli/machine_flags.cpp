@@ -34,7 +34,10 @@ Result<std::optional<std::uint64_t>> bytes_flag(const po::variables_map& vm, con
   auto t = text(vm, name);
   if (!t) return std::optional<std::uint64_t>{};
   auto b = parse_bytes(*t);
-  if (!b) return flag_error(name, *t, "a byte quantity such as 24GiB, 32GB or 512MiB");
+  if (!b)
+    return Status(Errc::invalid_argument, "--" + std::string(name) + ": " + b.status().message())
+        .with_rule("cli.flag")
+        .with_hint(b.status().hint());
   return std::optional<std::uint64_t>{*b};
 }
 
@@ -240,16 +243,60 @@ Result<MachineArgs> read_machine_options(const po::variables_map& vm, const Work
   return m;
 }
 
-bool parse_command(const std::vector<std::string>& args, const po::options_description& desc,
-                   const char* positional, const char* help, po::variables_map& vm) {
+namespace {
+
+// Every flag of `desc` as it is written: "--gpu VALUE", "--json".
+std::string flag_forms(const po::options_description& desc) {
+  std::string out;
+  for (const auto& opt : desc.options()) {
+    if (opt->long_name().empty()) continue;
+    out += (out.empty() ? "--" : ", --") + opt->long_name();
+    if (opt->semantic()->max_tokens() > 0) out += " VALUE";
+  }
+  return out;
+}
+
+Status option_error(const po::error& e, const po::options_description& desc,
+                    const char* positional) {
+  Status s(Errc::invalid_argument, e.what());
+  s.with_rule("cli.flag");
+  std::string name;
+  if (const auto* named = dynamic_cast<const po::error_with_option_name*>(&e))
+    name = named->get_option_name();
+  if (dynamic_cast<const po::unknown_option*>(&e) != nullptr) {
+    s.with_hint("valid flags: " + flag_forms(desc));
+  } else if (dynamic_cast<const po::too_many_positional_options_error*>(&e) != nullptr) {
+    s.with_hint(positional ? std::string("give one <") + positional + "> only; flags start with --"
+                           : std::string("this command takes no positional argument"));
+  } else if (dynamic_cast<const po::multiple_occurrences*>(&e) != nullptr && !name.empty()) {
+    s.with_hint("give " + name + " once");
+  } else if (!name.empty()) {
+    s.with_hint("write " + name + " VALUE or " + name + "=VALUE");
+  } else {
+    s.with_hint("valid flags: " + flag_forms(desc));
+  }
+  return s;
+}
+
+}  // namespace
+
+Status parse_command(const std::vector<std::string>& args, const po::options_description& desc,
+                     const char* positional, const char* help, po::variables_map& vm,
+                     bool& help_shown) {
+  help_shown = false;
   po::positional_options_description pos;
   if (positional) pos.add(positional, 1);
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-  po::notify(vm);
-  if (!vm.count("help")) return true;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return option_error(e, desc, positional);
+  }
+  if (!vm.count("help")) return Status::ok();
+  help_shown = true;
   std::printf("%s\n\n", help);
   std::cout << desc << "\n";
-  return false;
+  return Status::ok();
 }
 
 }  // namespace dmem::cli
