@@ -48,7 +48,10 @@ int run_plan(const Args& args) {
     return fail(s.to_string());
   if (help_shown) return kExitOk;
   if (!vm.count("model"))
-    return fail("no model given (dmem plan <model>; dmem models lists the catalog)");
+    return fail(Status(Errc::invalid_argument, "no model given")
+                    .with_rule("cli.flag")
+                    .with_hint("dmem plan <model> [flags]; dmem models lists the catalog")
+                    .to_string());
   RenderOptions ro;
   ro.show_rejected = vm["show-rejected"].as<bool>();
   if (vm.count("top")) {

@@ -44,8 +44,15 @@ int run_validate(const Args& args) {
     return fail(s.to_string());
   if (help_shown) return kExitOk;
   if (!vm.count("strategy"))
-    return fail("no strategy file given (dmem validate <strategy.json> --model M)");
-  if (!vm.count("model")) return fail("--model is required (a catalog name or a checkpoint path)");
+    return fail(Status(Errc::invalid_argument, "no strategy file given")
+                    .with_rule("cli.flag")
+                    .with_hint("dmem validate <strategy.json> --model M [flags]")
+                    .to_string());
+  if (!vm.count("model"))
+    return fail(Status(Errc::invalid_argument, "--model is required")
+                    .with_rule("cli.flag")
+                    .with_hint("--model NAME_OR_PATH: a catalog name or a checkpoint path")
+                    .to_string());
   const std::string path = vm["strategy"].as<std::string>();
 
   std::ifstream in(path, std::ios::binary);
