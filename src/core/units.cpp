@@ -15,15 +15,18 @@ struct Suffix {
   double factor;
 };
 // Longest spellings first so "GiB" is not read as "G".
-constexpr std::array<Suffix, 17> kSuffixes{{
+// PiB / PB: format_bytes writes them, so what dmem prints reads back.
+constexpr std::array<Suffix, 19> kSuffixes{{
     {"kib", 1024.0},
     {"mib", 1048576.0},
     {"gib", 1073741824.0},
     {"tib", 1099511627776.0},
+    {"pib", 1125899906842624.0},
     {"kb", 1e3},
     {"mb", 1e6},
     {"gb", 1e9},
     {"tb", 1e12},
+    {"pb", 1e15},
     {"k", 1024.0},
     {"m", 1048576.0},
     {"g", 1073741824.0},
