@@ -76,7 +76,8 @@ class [[nodiscard]] Status {
   Status&& with_tensor(std::string t) && noexcept { return std::move(with_tensor(std::move(t))); }
   Status&& with_offset(std::uint64_t offset) && noexcept { return std::move(with_offset(offset)); }
 
-  /// One line: "FILE: offset N: tensor 'T': MESSAGE [rule R] (hint: H)".
+  /// One line: "FILE: offset N: tensor 'T': MESSAGE [rule R] (hint: H)". Control characters,
+  /// NUL, terminal-steering code points and invalid UTF-8 in any part are written as `\xNN`.
   [[nodiscard]] std::string to_string() const;
 
  private:

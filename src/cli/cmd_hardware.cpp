@@ -4,7 +4,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
+#include "cli/output.hpp"
 #include "cli/table.hpp"
+#include "core/text_escape.hpp"
 #include "dmem/units.hpp"
 
 namespace dmem::cli {
@@ -48,7 +50,10 @@ int run_hardware(const Args& args) {
       "presets", po::bool_switch(), "list GPU presets");
   add_hardware_options(desc);
   po::variables_map vm;
-  if (!parse_command(args, desc, nullptr, kHelp, vm)) return 0;
+  bool help_shown = false;
+  if (Status s = parse_command(args, desc, nullptr, kHelp, vm, help_shown); !s)
+    return fail("hardware", s.to_string());
+  if (help_shown) return kExitOk;
   if (vm["presets"].as<bool>()) {
     if (vm["json"].as<bool>()) {
       nlohmann::json j = nlohmann::json::array();
@@ -59,7 +64,7 @@ int run_hardware(const Args& args) {
         gj["id"] = p.id;
         j.push_back(gj);
       }
-      std::printf("%s\n", j.dump(2).c_str());
+      print_json(j);
       return 0;
     }
     Table t = gpu_table();
@@ -68,20 +73,14 @@ int run_hardware(const Args& args) {
     return 0;
   }
   auto ho = read_hardware_options(vm);
-  if (!ho) {
-    std::fprintf(stderr, "dmem hardware: %s\n", ho.status().to_string().c_str());
-    return 2;
-  }
+  if (!ho) return fail("hardware", ho.status().to_string());
   auto hw = make_hardware(*ho);
-  if (!hw) {
-    std::fprintf(stderr, "dmem hardware: %s\n", hw.status().to_string().c_str());
-    return 2;
-  }
+  if (!hw) return fail("hardware", hw.status().to_string());
   if (vm["json"].as<bool>()) {
-    std::printf("%s\n", hardware_json(*hw).dump(2).c_str());
+    print_json(hardware_json(*hw));
     return 0;
   }
-  std::printf("machine (%s)\n", hw->source.c_str());
+  std::printf("machine (%s)\n", detail::escape_text(hw->source).c_str());
   if (hw->gpus.empty()) {
     std::printf("  GPUs    none: a CPU-only machine\n");
   } else {
@@ -94,7 +93,7 @@ int run_hardware(const Args& args) {
   std::printf("  pinned  %s%s\n", format_bytes(effective_pinned_limit(*hw)).c_str(),
               hw->pinned_limit == 0 ? " (half the available RAM; --pinned-limit to change)" : "");
   std::printf("  disk    %s free at %s · read %s GB/s\n", format_bytes(hw->disk_free).c_str(),
-              hw->cache_dir.c_str(), num(hw->disk_read_gbps).c_str());
+              detail::escape_text(hw->cache_dir).c_str(), num(hw->disk_read_gbps).c_str());
   std::printf("  CPU     %u cores · %s GFLOPS%s\n", hw->cpu_cores, num(hw->cpu_gflops, 0).c_str(),
               ho->calibration ? "" : " (assumed; a calibration file gives measured figures)");
   return 0;

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/output.hpp"
 #include "cli/table.hpp"
+#include "core/text_escape.hpp"
 #include "dmem/model.hpp"
 #include "dmem/module_tree.hpp"
 
@@ -106,32 +108,33 @@ int run_inspect(const Args& args) {
     } else if (a == "--tensors") {
       tensors = true;
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "dmem inspect: unknown flag '%s' (see dmem inspect --help)\n",
-                   a.c_str());
-      return 2;
+      return fail("inspect", Status(Errc::invalid_argument, "unknown flag '" + a + "'")
+                                 .with_rule("cli.flag")
+                                 .with_hint("valid flags: --json, --tensors, --help")
+                                 .to_string());
     } else if (target.empty()) {
       target = a;
     } else {
-      std::fprintf(stderr, "dmem inspect: more than one model given ('%s', '%s')\n", target.c_str(),
-                   a.c_str());
-      return 2;
+      return fail("inspect", Status(Errc::invalid_argument,
+                                    "more than one model given ('" + target + "', '" + a + "')")
+                                 .with_rule("cli.flag")
+                                 .with_hint("give one <model>; flags start with --")
+                                 .to_string());
     }
   }
-  if (target.empty()) {
-    std::fprintf(stderr, "dmem inspect: no model given\n%s\n", kHelp);
-    return 2;
-  }
+  if (target.empty())
+    return fail("inspect", Status(Errc::invalid_argument, "no model given")
+                               .with_rule("cli.flag")
+                               .with_hint("dmem inspect <model> [--json] [--tensors]")
+                               .to_string());
   auto model = open_model(target);
-  if (!model) {
-    std::fprintf(stderr, "dmem inspect: %s\n", model.status().to_string().c_str());
-    return 2;
-  }
+  if (!model) return fail("inspect", model.status().to_string());
   std::vector<ComponentSummary> sums;
   sums.reserve(model->components.size());
   for (const auto& c : model->components) sums.push_back(summarize(c));
 
   if (json) {
-    std::printf("%s\n", to_json(*model, sums, tensors).dump(2).c_str());
+    print_json(to_json(*model, sums, tensors));
     return 0;
   }
   std::uint64_t total = 0, params = 0;
@@ -139,11 +142,13 @@ int run_inspect(const Args& args) {
     total += s.bytes;
     params += s.params;
   }
-  std::printf("%s (%s)%s · %zu component%s · %s parameters · %s\n", model->name.c_str(),
-              source_label(*model).c_str(),
-              model->pipeline_class.empty() ? "" : (" · " + model->pipeline_class).c_str(),
-              sums.size(), sums.size() == 1 ? "" : "s", format_count(params).c_str(),
-              format_gb(total).c_str());
+  std::printf(
+      "%s (%s)%s · %zu component%s · %s parameters · %s\n",
+      detail::escape_text(model->name).c_str(), detail::escape_text(source_label(*model)).c_str(),
+      model->pipeline_class.empty() ? ""
+                                    : (" · " + detail::escape_text(model->pipeline_class)).c_str(),
+      sums.size(), sums.size() == 1 ? "" : "s", format_count(params).c_str(),
+      format_gb(total).c_str());
   Table table({"component", "role", "tensors", "params", "bytes", "dtype", "blocks",
                "largest block", "largest leaf", "castable", "linear"},
               {false, false, true, true, true, false, true, true, false, true, true});
@@ -160,7 +165,7 @@ int run_inspect(const Args& args) {
   if (tensors) {
     for (std::size_t i = 0; i < sums.size(); ++i) {
       const auto& c = model->components[i];
-      std::printf("\n%s (%zu tensors)\n", c.name.c_str(), c.tensors.size());
+      std::printf("\n%s (%zu tensors)\n", detail::escape_text(c.name).c_str(), c.tensors.size());
       Table t({"tensor", "dtype", "shape", "bytes"}, {false, false, false, true});
       for (const auto& ti : c.tensors)
         t.add({ti.name, std::string(dtype_name(ti.dtype)), shape_text(ti),

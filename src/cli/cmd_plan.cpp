@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
+#include "cli/output.hpp"
 #include "cli/plan_render.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
@@ -22,11 +23,10 @@ Every way the model can run on the machine (probed, or described by --gpu/--vram
 per plan the VRAM peak, RAM at load and steady, load seconds, seconds per step, total and quality
 tier, grouped as offloading / casting and quantization; then the rejected candidates with the
 rule or budget they broke. Formulas: docs/planner.md.
-Exit status: 0 plans found, 1 no viable plan, 2 bad input.)";
+Exit status: 0 plans found (or explained), 1 no viable plan (also with --explain), 2 bad input.)";
 
 int fail(const std::string& what) {
-  std::fprintf(stderr, "dmem plan: %s\n", what.c_str());
-  return 2;
+  return cli::fail("plan", what);
 }
 
 }  // namespace
@@ -43,9 +43,15 @@ int run_plan(const Args& args) {
       "top", po::value<std::string>(), "plans shown per group in the table (default 5)");
   add_machine_options(desc);
   po::variables_map vm;
-  if (!parse_command(args, desc, "model", kHelp, vm)) return 0;
+  bool help_shown = false;
+  if (Status s = parse_command(args, desc, "model", kHelp, vm, help_shown); !s)
+    return fail(s.to_string());
+  if (help_shown) return kExitOk;
   if (!vm.count("model"))
-    return fail("no model given (dmem plan <model>; dmem models lists the catalog)");
+    return fail(Status(Errc::invalid_argument, "no model given")
+                    .with_rule("cli.flag")
+                    .with_hint("dmem plan <model> [flags]; dmem models lists the catalog")
+                    .to_string());
   RenderOptions ro;
   ro.show_rejected = vm["show-rejected"].as<bool>();
   if (vm.count("top")) {
@@ -53,7 +59,11 @@ int run_plan(const Args& args) {
     std::size_t v = 0;
     auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (ec != std::errc() || p != t.data() + t.size() || v == 0)
-      return fail("--top: '" + t + "' is not a whole number of at least 1");
+      return fail(
+          Status(Errc::invalid_argument, "--top: '" + t + "' is not a whole number of at least 1")
+              .with_rule("cli.flag")
+              .with_hint("write --top N, e.g. --top 3")
+              .to_string());
     ro.top = v;
   }
   auto model = open_model(vm["model"].as<std::string>());
@@ -78,24 +88,29 @@ int run_plan(const Args& args) {
     }
   }
   if (vm["json"].as<bool>()) {
-    std::printf("%s\n", plan_json(*model, *report).dump(2).c_str());
-    return report->plans.empty() ? 1 : 0;
+    print_json(plan_json(*model, *report));
+    return report->plans.empty() ? kExitNegative : kExitOk;
+  }
+  // No viable plan is an answer about the machine, not bad input: the same status with or
+  // without --explain.
+  if (report->plans.empty()) {
+    print_text(render_no_plan(*model, *report));
+    return kExitNegative;
   }
   if (vm.count("explain")) {
     const std::string id = vm["explain"].as<std::string>();
     const std::string text = render_explain(*model, *report, id);
     if (text.empty())
-      return fail("--explain: no plan '" + id + "' (" + std::to_string(report->plans.size()) +
-                  " viable plans, ids 1.." + std::to_string(report->plans.size()) + ")");
-    std::printf("%s", text.c_str());
-    return 0;
+      return fail(Status(Errc::invalid_argument, "--explain: no plan '" + id + "'")
+                      .with_rule("cli.flag")
+                      .with_hint("write --explain N with N from 1 to " +
+                                 std::to_string(report->plans.size()) + " (the # column)")
+                      .to_string());
+    print_text(text);
+    return kExitOk;
   }
-  if (report->plans.empty()) {
-    std::printf("%s", render_no_plan(*model, *report).c_str());
-    return 1;
-  }
-  std::printf("%s", render_plan_table(*model, *report, ro).c_str());
-  return 0;
+  print_text(render_plan_table(*model, *report, ro));
+  return kExitOk;
 }
 
 }  // namespace dmem::cli

@@ -6,6 +6,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
+#include "cli/output.hpp"
+#include "core/text_escape.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
 #include "dmem/strategy.hpp"
@@ -24,8 +26,7 @@ Exit status: 0 valid, 1 violations, 2 bad input (one line naming the file, key o
 constexpr std::uint64_t kMaxStrategyBytes = 4u << 20;
 
 int fail(const std::string& what) {
-  std::fprintf(stderr, "dmem validate: %s\n", what.c_str());
-  return 2;
+  return cli::fail("validate", what);
 }
 
 }  // namespace
@@ -38,18 +39,38 @@ int run_validate(const Args& args) {
                                                 "strategy JSON file");
   add_machine_options(desc);
   po::variables_map vm;
-  if (!parse_command(args, desc, "strategy", kHelp, vm)) return 0;
+  bool help_shown = false;
+  if (Status s = parse_command(args, desc, "strategy", kHelp, vm, help_shown); !s)
+    return fail(s.to_string());
+  if (help_shown) return kExitOk;
   if (!vm.count("strategy"))
-    return fail("no strategy file given (dmem validate <strategy.json> --model M)");
-  if (!vm.count("model")) return fail("--model is required (a catalog name or a checkpoint path)");
+    return fail(Status(Errc::invalid_argument, "no strategy file given")
+                    .with_rule("cli.flag")
+                    .with_hint("dmem validate <strategy.json> --model M [flags]")
+                    .to_string());
+  if (!vm.count("model"))
+    return fail(Status(Errc::invalid_argument, "--model is required")
+                    .with_rule("cli.flag")
+                    .with_hint("--model NAME_OR_PATH: a catalog name or a checkpoint path")
+                    .to_string());
   const std::string path = vm["strategy"].as<std::string>();
 
   std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(path + ": cannot open the strategy file");
+  if (!in)
+    return fail(Status(Errc::io_error, "cannot open the strategy file")
+                    .with_file(path)
+                    .with_rule("cli.file")
+                    .with_hint("check the path and its permissions")
+                    .to_string());
   std::ostringstream text;
   text << in.rdbuf();
   if (text.str().size() > kMaxStrategyBytes)
-    return fail(path + ": strategy file is larger than 4 MiB");
+    return fail(
+        Status(Errc::limit_exceeded, "the strategy file is larger than 4 MiB")
+            .with_file(path)
+            .with_rule("strategy.limit.size")
+            .with_hint("a strategy lists a few components; check that this is the right file")
+            .to_string());
   auto strategy = strategy_from_json(text.str());
   if (!strategy) {
     Status s = strategy.status();
@@ -74,24 +95,35 @@ int run_validate(const Args& args) {
     for (const auto& v : *violations)
       j["violations"].push_back(
           {{"rule", v.rule}, {"component", v.component}, {"message", v.message}, {"fix", v.fix}});
-    std::printf("%s\n", j.dump(2).c_str());
-    return violations->empty() ? 0 : 1;
+    print_json(j);
+    return violations->empty() ? kExitOk : kExitNegative;
   }
 
-  std::printf("%s on %s · %s\n", path.c_str(), model->name.c_str(),
-              hardware_line(machine->hardware).c_str());
-  std::printf("  %s\n", strategy_summary(*strategy).c_str());
+  std::string out = detail::escape_text(path) + " on " + detail::escape_text(model->name) + " · " +
+                    detail::escape_text(hardware_line(machine->hardware)) + "\n";
+  out += "  " + detail::escape_text(strategy_summary(*strategy)) + "\n";
   if (violations->empty()) {
-    std::printf("valid: no rule or budget is broken\n");
-    return 0;
+    print_text(out + "valid: no rule or budget is broken\n");
+    return kExitOk;
   }
-  std::printf("%zu violation%s:\n", violations->size(), violations->size() == 1 ? "" : "s");
+  out += std::to_string(violations->size()) + " violation" +
+         (violations->size() == 1 ? ":\n" : "s:\n");
+  // Names are escaped one by one, so a newline in one cannot start a line of its own.
+  auto cell = [](std::string_view name, std::size_t width) {
+    std::string c = detail::escape_text(name);
+    if (c.size() < width) c.append(width - c.size(), ' ');
+    return c;
+  };
   for (const auto& v : *violations) {
-    std::printf("  %-26s %-14s %s\n", v.rule.c_str(),
-                v.component.empty() ? "(pipeline)" : v.component.c_str(), v.message.c_str());
-    if (!v.fix.empty()) std::printf("  %-26s %-14s fix: %s\n", "", "", v.fix.c_str());
+    out += "  " + cell(v.rule, 26) + " " +
+           cell(v.component.empty() ? "(pipeline)" : v.component, 14) + " " +
+           detail::escape_text(v.message) + "\n";
+    if (!v.fix.empty())
+      out +=
+          "  " + cell("", 26) + " " + cell("", 14) + " fix: " + detail::escape_text(v.fix) + "\n";
   }
-  return 1;
+  print_text(out);
+  return kExitNegative;
 }
 
 }  // namespace dmem::cli

@@ -25,13 +25,15 @@ struct MachineArgs {
   PlanOptions options;
 };
 
-/// --vram --ram --gpu --gpus --pinned-limit --disk --cache-dir --calibration --no-probe
 /// Parses a sub-command's arguments (`positional`: the name of its one positional option, or
-/// nullptr). Returns false after printing `help` and the flags for --help; bad flags throw
-/// (main() turns that into one line and exit status 2).
-bool parse_command(const std::vector<std::string>& args, const po::options_description& desc,
-                   const char* positional, const char* help, po::variables_map& vm);
+/// nullptr). For --help prints `help` and the flags and sets `help_shown`. A bad flag (unknown,
+/// missing its value, given twice, a second positional) is Errc::invalid_argument with rule
+/// `cli.flag` and a hint with the valid forms; Boost's exceptions stop here.
+[[nodiscard]] Status parse_command(const std::vector<std::string>& args,
+                                   const po::options_description& desc, const char* positional,
+                                   const char* help, po::variables_map& vm, bool& help_shown);
 
+/// --vram --ram --gpu --gpus --pinned-limit --disk --cache-dir --calibration --no-probe
 void add_hardware_options(po::options_description& desc);
 /// --width --height --frames --batch --steps --activation-gib --prefer --margin
 void add_workload_options(po::options_description& desc);

@@ -5,6 +5,8 @@
 #include <string_view>
 
 #include "cli/commands.hpp"
+#include "cli/output.hpp"
+#include "dmem/status.hpp"
 
 namespace {
 
@@ -21,14 +23,20 @@ commands:
 
 <model> is a catalog name (dmem models), a .safetensors file, a *.safetensors.index.json,
 a diffusers folder, a single-file checkpoint or a .gguf file.
-Run `dmem <command> --help` for a command's flags.)";
+Run `dmem <command> --help` for a command's flags.
+
+exit status:
+  0  success
+  1  a negative answer: validate found violations, plan found no viable plan (also with --explain)
+  2  bad input: one line on stderr names the file, offset, tensor, key or flag and the rule broken
+  3  internal error (a dmem bug; please report it with the line printed))";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "%s\n", kUsage);
-    return 2;
+    return dmem::cli::kExitBadInput;
   }
   const std::string_view command = argv[1];
   dmem::cli::Args args(argv + 2, argv + argc);
@@ -47,10 +55,17 @@ int main(int argc, char** argv) {
       return 0;
     }
   } catch (const std::exception& e) {
-    // Flag parsing (Boost.Program_options) reports bad flags by throwing; say it in one line.
-    std::fprintf(stderr, "dmem %s: %s\n", std::string(command).c_str(), e.what());
-    return 2;
+    // Bad flags are Statuses (parse_command); anything thrown is ours (or out of memory).
+    return dmem::cli::fail(command,
+                           std::string("internal error: ") + e.what() +
+                               " [rule cli.internal] (hint: please report this line)",
+                           dmem::cli::kExitInternal);
   }
-  std::fprintf(stderr, "dmem: unknown command '%s'\n%s\n", std::string(command).c_str(), kUsage);
-  return 2;
+  dmem::cli::fail("", dmem::Status(dmem::Errc::invalid_argument,
+                                   "unknown command '" + std::string(command) + "'")
+                          .with_rule("cli.command")
+                          .with_hint("one of models, inspect, plan, validate, hardware, help")
+                          .to_string());
+  std::fprintf(stderr, "%s\n", kUsage);
+  return dmem::cli::kExitBadInput;
 }

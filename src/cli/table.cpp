@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/text_escape.hpp"
 #include "dmem/units.hpp"
 
 namespace dmem::cli {
@@ -24,10 +25,14 @@ Table::Table(std::vector<std::string> header, std::vector<bool> right_aligned)
 
 void Table::add(std::vector<std::string> row) {
   row.resize(header_.size());
+  // Cells hold names from checkpoints: a newline or an ANSI escape must not reach the terminal.
+  for (auto& cell : row)
+    if (!detail::is_plain_text(cell)) cell = detail::escape_text(cell);
   rows_.push_back({std::move(row), false});
 }
 
 void Table::add_line(std::string line) {
+  if (!detail::is_plain_text(line)) line = detail::escape_text(line);
   rows_.push_back({{std::move(line)}, true});
 }
 

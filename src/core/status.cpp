@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/text_escape.hpp"
+
 namespace dmem {
 inline namespace v1 {
 
@@ -35,13 +37,30 @@ std::string_view errc_name(Errc code) noexcept {
 
 std::string Status::to_string() const {
   if (is_ok()) return "ok";
+  // Names come from untrusted files: every part is escaped so the line stays one line, whole
+  // (a NUL would cut it) and inert on a terminal (no ANSI escapes, no newlines).
   std::string out;
-  if (!file_.empty()) out += file_ + ": ";
+  if (!file_.empty()) {
+    detail::append_escaped(out, file_);
+    out += ": ";
+  }
   if (has_offset_) out += "offset " + std::to_string(offset_) + ": ";
-  if (!tensor_.empty()) out += "tensor '" + tensor_ + "': ";
-  out += message_;
-  if (!rule_.empty()) out += " [rule " + rule_ + "]";
-  if (!hint_.empty()) out += " (hint: " + hint_ + ")";
+  if (!tensor_.empty()) {
+    out += "tensor '";
+    detail::append_escaped(out, tensor_);
+    out += "': ";
+  }
+  detail::append_escaped(out, message_);
+  if (!rule_.empty()) {
+    out += " [rule ";
+    detail::append_escaped(out, rule_);
+    out += "]";
+  }
+  if (!hint_.empty()) {
+    out += " (hint: ";
+    detail::append_escaped(out, hint_);
+    out += ")";
+  }
   return out;
 }
 

@@ -15,15 +15,18 @@ struct Suffix {
   double factor;
 };
 // Longest spellings first so "GiB" is not read as "G".
-constexpr std::array<Suffix, 17> kSuffixes{{
+// PiB / PB: format_bytes writes them, so what dmem prints reads back.
+constexpr std::array<Suffix, 19> kSuffixes{{
     {"kib", 1024.0},
     {"mib", 1048576.0},
     {"gib", 1073741824.0},
     {"tib", 1099511627776.0},
+    {"pib", 1125899906842624.0},
     {"kb", 1e3},
     {"mb", 1e6},
     {"gb", 1e9},
     {"tb", 1e12},
+    {"pb", 1e15},
     {"k", 1024.0},
     {"m", 1048576.0},
     {"g", 1073741824.0},
@@ -46,7 +49,9 @@ Result<std::uint64_t> parse_bytes(std::string_view text) noexcept {
   auto bad = [&](const char* why) {
     return Status(Errc::invalid_argument,
                   "cannot read '" + std::string(text) + "' as a byte quantity: " + why)
-        .with_hint("write it like 24GiB, 24GB, 24G, 512MiB or 1.5TiB");
+        .with_rule("units.bytes")
+        .with_hint(
+            "write it like 24GiB, 24GB, 24G, 512MiB or 1.5TiB; a bare number is whole bytes");
   };
   std::size_t i = 0;
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
@@ -84,6 +89,8 @@ Result<std::uint64_t> parse_bytes(std::string_view text) noexcept {
   char* endp = nullptr;
   double value = std::strtod(number.c_str(), &endp);
   if (endp == number.c_str() || !std::isfinite(value)) return bad("not a number");
+  // A bare number counts bytes: "--vram 0.4" is a slip (0.4 GiB?), not 0 bytes.
+  if (factor == 1.0 && seen_dot) return bad("a number without a unit (or with B) is whole bytes");
   double bytes = std::round(value * factor);
   if (bytes >= 18446744073709551616.0) return bad("too large");
   return static_cast<std::uint64_t>(bytes);

@@ -191,16 +191,20 @@ Result<WeightsChoice> find_component_weights(const std::string& folder) noexcept
 Result<ConfigFile> read_json_object(const std::string& path) noexcept {
   auto text = read_small_file(path, kMaxConfigBytes);
   if (!text) return text.status();
+  return parse_json_object(std::move(text.value()), path);
+}
+
+Result<ConfigFile> parse_json_object(std::string text, const std::string& path) noexcept {
   ConfigFile cfg;
   cfg.path = path;
   JsonError jerr;
-  if (!parse_json_strict(*text, cfg.value, jerr, 64)) {
+  if (!parse_json_strict(text, cfg.value, jerr, 64)) {
     Status status = json_file_error("not valid JSON: " + jerr.message, path);
     if (jerr.kind == JsonError::Kind::syntax) status.with_offset(jerr.offset);
     return status;
   }
   if (!cfg.value.is_object()) return json_file_error("the file must hold a JSON object", path);
-  cfg.text = std::move(text.value());
+  cfg.text = std::move(text);
   return cfg;
 }
 

@@ -47,6 +47,9 @@ struct ConfigFile {
 /// Reads and parses a JSON object file (config.json, model_index.json); Errc::format_error
 /// naming the file when it is not a JSON object.
 [[nodiscard]] Result<ConfigFile> read_json_object(const std::string& path) noexcept;
+/// The parsing half of read_json_object, on text already read (`path` names it in errors).
+[[nodiscard]] Result<ConfigFile> parse_json_object(std::string text,
+                                                   const std::string& path) noexcept;
 
 /// Builds a component from one weights file (single or index) and, when `config` is given,
 /// its config.json. `listed_class` is the class model_index.json names ("" when none); the

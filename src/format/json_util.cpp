@@ -1,5 +1,6 @@
 #include "format/json_util.hpp"
 
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -8,6 +9,20 @@ namespace dmem::detail {
 namespace {
 
 using json = nlohmann::json;
+
+// nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error …"
+// in our own words: callers add their rule id and the byte offset, so only the reason is kept.
+std::string plain_parse_message(std::string_view what) {
+  if (what.substr(0, 16) == "[json.exception.") {
+    const auto close = what.find("] ");
+    if (close != std::string_view::npos) what.remove_prefix(close + 2);
+  }
+  constexpr std::string_view kAt = "parse error at ";
+  if (what.substr(0, kAt.size()) == kAt) what.remove_prefix(kAt.size());
+  constexpr std::string_view kPe = "parse error: ";
+  if (what.substr(0, kPe.size()) == kPe) what.remove_prefix(kPe.size());
+  return std::string(what);
+}
 
 // Builds a DOM like nlohmann's own SAX DOM parser, but refuses duplicate keys and deep nesting.
 class StrictDomBuilder {
@@ -45,7 +60,7 @@ class StrictDomBuilder {
                    const nlohmann::detail::exception& ex) {
     error_.kind = JsonError::Kind::syntax;
     error_.offset = position > 0 ? position - 1 : 0;
-    error_.message = ex.what();
+    error_.message = plain_parse_message(ex.what());
     return false;
   }
 
@@ -164,6 +179,12 @@ bool is_valid_utf8(std::string_view text, std::size_t* bad_offset) noexcept {
     i += len;
   }
   return true;
+}
+
+std::string dump_json(const nlohmann::json& j, int indent) noexcept {
+  // replace: a name that is not UTF-8 (a tensor name from a GGUF, a path) becomes U+FFFD instead
+  // of a type_error.316 exception, which -fno-exceptions code cannot survive.
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void append_json_string(std::string& out, std::string_view text) {

@@ -30,6 +30,10 @@ struct JsonError {
 /// U+10FFFF). On failure `*bad_offset` (when given) is the offset of the first bad byte.
 [[nodiscard]] bool is_valid_utf8(std::string_view text, std::size_t* bad_offset = nullptr) noexcept;
 
+/// Serialises `j` (indent < 0: one line). Strings that are not valid UTF-8 have each bad byte
+/// replaced by U+FFFD; never throws. Every JSON that dmem writes goes through here.
+[[nodiscard]] std::string dump_json(const nlohmann::json& j, int indent = -1) noexcept;
+
 /// Appends `text` as a JSON string literal with serde_json's escaping: `"` `\` and control
 /// characters only (\b \f \n \r \t, else \u00xx in lower-case hex); everything else verbatim.
 void append_json_string(std::string& out, std::string_view text);

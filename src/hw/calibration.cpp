@@ -45,20 +45,28 @@ constexpr std::array<Key, 10> kKeys{{
     {"cpu_gflops", Target::cpu},
 }};
 
+// A key as shown in a message: long ones cut, so the line stays short.
+std::string clip(const std::string& key) {
+  return key.size() <= 64 ? key
+                          : key.substr(0, 64) + "... (" + std::to_string(key.size()) + " bytes)";
+}
+
 std::string allowed_keys() {
   std::string out;
   for (const auto& k : kKeys) out += (out.empty() ? "" : ", ") + std::string(k.name);
   return out;
 }
 
-}  // namespace
-
-Status apply_calibration(Hardware& hardware, std::string_view path) noexcept {
-  auto text = detail::read_small_file(path, kMaxCalibrationBytes);
-  if (!text) return text.status();
+Status calibration_from_text(Hardware& hardware, std::string_view text,
+                             std::string_view path) noexcept {
+  if (text.size() > kMaxCalibrationBytes)
+    return Status(Errc::limit_exceeded, "calibration is larger than 1 MiB")
+        .with_file(std::string(path))
+        .with_rule("calibration.size")
+        .with_hint("a calibration file holds about ten numbers; check that this is the right file");
   nlohmann::json j;
   detail::JsonError err;
-  if (!detail::parse_json_strict(*text, j, err))
+  if (!detail::parse_json_strict(text, j, err))
     return Status(Errc::invalid_argument, "calibration is not valid JSON: " + err.message)
         .with_file(std::string(path))
         .with_offset(err.offset)
@@ -75,7 +83,7 @@ Status apply_calibration(Hardware& hardware, std::string_view path) noexcept {
     for (const auto& k : kKeys)
       if (it.key() == k.name) key = &k;
     if (key == nullptr)
-      return Status(Errc::invalid_argument, "unknown calibration key '" + it.key() + "'")
+      return Status(Errc::invalid_argument, "unknown calibration key '" + clip(it.key()) + "'")
           .with_file(std::string(path))
           .with_rule("calibration.key")
           .with_hint("allowed keys: " + allowed_keys());
@@ -130,5 +138,22 @@ Status apply_calibration(Hardware& hardware, std::string_view path) noexcept {
   return Status::ok();
 }
 
+}  // namespace
+
+Status apply_calibration(Hardware& hardware, std::string_view path) noexcept {
+  auto text = detail::read_small_file(path, kMaxCalibrationBytes);
+  if (!text) return text.status();
+  return calibration_from_text(hardware, *text, path);
+}
+
 }  // namespace v1
 }  // namespace dmem
+
+namespace dmem::detail {
+
+Status apply_calibration_text(Hardware& hardware, std::string_view text,
+                              std::string_view path) noexcept {
+  return dmem::calibration_from_text(hardware, text, path);
+}
+
+}  // namespace dmem::detail

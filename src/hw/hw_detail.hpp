@@ -23,6 +23,10 @@ void fill_transfer_defaults(GpuSpec& gpu) noexcept;
 /// Host GEMM throughput assumed when nothing was measured: cores x 50 GFLOPS.
 [[nodiscard]] double default_cpu_gflops(std::uint32_t cores) noexcept;
 
+/// apply_calibration on the file's text (`path` only names it in errors): for tests and fuzzing.
+[[nodiscard]] Status apply_calibration_text(Hardware& hardware, std::string_view text,
+                                            std::string_view path) noexcept;
+
 /// MemTotal and MemAvailable from /proc/meminfo text (kB lines); nullopt when either is missing.
 struct MemInfo {
   std::uint64_t total = 0;

@@ -59,10 +59,12 @@ Result<Hardware> make_hardware(const HardwareOptions& o) noexcept {
         return Status(Errc::invalid_argument,
                       "--gpu none describes a CPU-only machine but --gpus is " +
                           std::to_string(*o.gpus))
+            .with_rule("hardware.gpus")
             .with_hint("drop --gpus or name a GPU preset");
       if (o.vram)
         return Status(Errc::invalid_argument,
                       "--gpu none describes a CPU-only machine but --vram was given")
+            .with_rule("hardware.gpus")
             .with_hint("drop --vram or name a GPU preset");
       hw.gpus.clear();
       hw.source += " + cpu-only";
@@ -72,15 +74,27 @@ Result<Hardware> make_hardware(const HardwareOptions& o) noexcept {
         if (alnum_lower(p.id) == want) found = &p;
       if (found == nullptr)
         return Status(Errc::not_found, "unknown GPU preset '" + *o.gpu + "'")
+            .with_rule("hardware.preset")
             .with_hint("presets: " + preset_list() + ", or 'none' for a CPU-only machine");
+      // A named GPU and zero GPUs contradict each other; a silent CPU-only plan would mislead.
+      if (o.gpus && *o.gpus == 0)
+        return Status(Errc::invalid_argument, "--gpu " + *o.gpu + " names a GPU but --gpus is 0")
+            .with_rule("hardware.gpus")
+            .with_hint("drop --gpus 0, or use --gpu none for a CPU-only machine");
       const std::size_t n = o.gpus ? *o.gpus : (hw.gpus.empty() ? 1 : hw.gpus.size());
       hw.gpus.assign(n, found->spec);
       hw.source += " + preset " + found->id;
     }
   } else if (o.gpus) {
+    if (*o.gpus == 0 && o.vram)
+      return Status(Errc::invalid_argument,
+                    "--gpus 0 describes a CPU-only machine but --vram was given")
+          .with_rule("hardware.gpus")
+          .with_hint("drop --vram, or give the number of GPUs (at least 1)");
     if (*o.gpus > 0 && hw.gpus.empty() && !o.vram)
       return Status(Errc::invalid_argument,
                     "--gpus " + std::to_string(*o.gpus) + " but no GPU is probed or described")
+          .with_rule("hardware.gpus")
           .with_hint("add --gpu PRESET (" + preset_list() + ") or --vram SIZE");
     const GpuSpec model = hw.gpus.empty() ? generic_gpu() : hw.gpus.front();
     hw.gpus.assign(*o.gpus, model);

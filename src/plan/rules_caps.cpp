@@ -1,4 +1,7 @@
 // Rules that compare a component's placement with its storage transform's capabilities.
+#include <string_view>
+#include <unordered_set>
+
 #include "plan/rules.hpp"
 
 namespace dmem::detail {
@@ -127,6 +130,8 @@ void check_device_features(const RuleContext& ctx, std::vector<Violation>& out) 
 }
 
 void check_single_transform(const RuleContext& ctx, std::vector<Violation>& out) {
+  // Components seen so far with a storage transform: a repeat is found in O(1), not by a rescan.
+  std::unordered_set<std::string_view> transformed;
   for (std::size_t i = 0; i < ctx.views.size(); ++i) {
     const auto& v = ctx.views[i];
     const Storage& s = v.strategy->storage;
@@ -137,14 +142,10 @@ void check_single_transform(const RuleContext& ctx, std::vector<Violation>& out)
                          "' would both apply to the same tensors",
                      "choose one: the layerwise cast or the quantizer"});
     // The same component listed twice with two different transforms.
-    for (std::size_t j = i + 1; j < ctx.views.size(); ++j) {
-      const Storage& t = ctx.views[j].strategy->storage;
-      if (ctx.views[j].strategy->component == v.strategy->component &&
-          s.kind != StorageKind::native && t.kind != StorageKind::native)
-        out.push_back({"storage.single_transform", v.strategy->component,
-                       "the component is listed twice with two storage transforms",
-                       "list each component once with one storage"});
-    }
+    if (s.kind != StorageKind::native && !transformed.insert(v.strategy->component).second)
+      out.push_back({"storage.single_transform", v.strategy->component,
+                     "the component is listed twice with two storage transforms",
+                     "list each component once with one storage"});
     // Weights already block-quantized in the checkpoint cannot be transformed again.
     if (v.component != nullptr && s.kind != StorageKind::native) {
       for (const auto& t : v.component->tensors)

@@ -5,12 +5,14 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "dmem/quantizer.hpp"
 #include "dmem/strategy.hpp"
 #include "format/json_util.hpp"
+#include "plan/strategy_limits.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -62,6 +64,28 @@ std::string join(const std::set<std::string>& s) {
   return out;
 }
 
+// A key or value as shown in a message: long ones cut, so messages stay short whatever the input.
+std::string clip(std::string_view text) {
+  constexpr std::size_t kShown = 64;
+  if (text.size() <= kShown) return std::string(text);
+  return std::string(text.substr(0, kShown)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
+Status too_long(const std::string& key, std::size_t size, std::size_t max) {
+  return Status(Errc::limit_exceeded, "strategy: " + key + ": " + std::to_string(size) +
+                                          " bytes is longer than the limit of " +
+                                          std::to_string(max))
+      .with_rule("strategy.limit.string")
+      .with_hint("names of components, quantizers and parameter values are short words");
+}
+
+// A string member no longer than `max`.
+Status check_length(const json& v, const std::string& key, std::size_t max) {
+  if (v.is_string() && v.get_ref<const std::string&>().size() > max)
+    return too_long(key, v.get_ref<const std::string&>().size(), max);
+  return Status::ok();
+}
+
 Status bad(const std::string& key, const std::string& what,
            const std::string& allowed_values = {}) {
   Status s(Errc::invalid_argument, "strategy: " + key + ": " + what);
@@ -79,7 +103,7 @@ Status check_keys(const json& obj, const std::string& where,
     if (!known) {
       std::string list;
       for (const char* k : keys) list += (list.empty() ? "" : ", ") + std::string(k);
-      return bad(where + (where.empty() ? "" : ".") + it.key(), "unknown key", list);
+      return bad(where + (where.empty() ? "" : ".") + clip(it.key()), "unknown key", list);
     }
   }
   return Status::ok();
@@ -98,7 +122,7 @@ Status read_enum(const json& obj, const char* key, const std::string& where,
       out = e;
       return Status::ok();
     }
-  return bad(path, "unknown value '" + s + "'", allowed(table));
+  return bad(path, "unknown value '" + clip(s) + "'", allowed(table));
 }
 
 Status read_bool(const json& obj, const char* key, const std::string& where, bool& out) {
@@ -154,9 +178,10 @@ Status read_params(const json& j, const std::string& where, const std::string& i
     if (c.id == id)
       for (const auto& [k, v] : c.params) keys.insert(k);
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string path = where + "." + it.key();
+    const std::string path = where + "." + clip(it.key());
     if (keys.count(it.key()) == 0)
       return bad(path, "unknown parameter of " + id, keys.empty() ? "(none)" : join(keys));
+    DMEM_TRY(check_length(*it, path, detail::kMaxStrategyString));
     std::string value;
     if (it->is_string())
       value = it->get<std::string>();
@@ -172,7 +197,7 @@ Status read_params(const json& j, const std::string& where, const std::string& i
         for (const auto& [k, v] : c.params)
           if (k == it.key()) values.insert(v);
     if (values.count(value) == 0)
-      return bad(path, "unsupported value '" + value + "'", join(values));
+      return bad(path, "unsupported value '" + clip(value) + "'", join(values));
     out.emplace_back(it.key(), value);
   }
   return Status::ok();
@@ -182,6 +207,8 @@ Status read_storage(const json& j, const std::string& where, Storage& s) {
   if (!j.is_object()) return bad(where, "must be an object");
   DMEM_TRY(check_keys(j, where, {"kind", "dtype", "quantizer", "params", "compute_dtype"}));
   if (!j.contains("kind")) return bad(where + ".kind", "is required", allowed(kStorageKinds));
+  if (j.contains("quantizer"))
+    DMEM_TRY(check_length(j["quantizer"], where + ".quantizer", detail::kMaxStrategyString));
   DMEM_TRY(read_enum(j, "kind", where, kStorageKinds, s.kind));
   DMEM_TRY(read_enum(j, "compute_dtype", where, kComputeDtypes, s.compute_dtype));
   if (j.contains("dtype") && s.kind != StorageKind::layerwise_cast)
@@ -213,7 +240,7 @@ Status read_storage(const json& j, const std::string& where, Storage& s) {
   if (id.find('.') == std::string::npos) id = "dmem.quantizer." + id;
   if (ids.count(id) == 0)
     return bad(where + ".quantizer",
-               "unknown quantizer '" + j["quantizer"].get<std::string>() + "'", join(ids));
+               "unknown quantizer '" + clip(j["quantizer"].get<std::string>()) + "'", join(ids));
   s.quantizer = id;
   if (j.contains("params")) DMEM_TRY(read_params(j["params"], where + ".params", id, s.params));
   if (id == "dmem.quantizer.gguf") {
@@ -318,6 +345,12 @@ const ComponentStrategy* Strategy::find(std::string_view component) const noexce
 }
 
 Result<Strategy> strategy_from_json(std::string_view text) noexcept {
+  if (text.size() > detail::kMaxStrategyBytes)
+    return Status(Errc::limit_exceeded, "strategy: " + std::to_string(text.size()) +
+                                            " bytes of JSON is more than the limit of " +
+                                            std::to_string(detail::kMaxStrategyBytes))
+        .with_rule("strategy.limit.size")
+        .with_hint("a strategy lists a few components; check that this is the right file");
   json j;
   detail::JsonError err;
   if (!detail::parse_json_strict(text, j, err)) {
@@ -332,12 +365,24 @@ Result<Strategy> strategy_from_json(std::string_view text) noexcept {
       !(j["version"].is_number_unsigned() && j["version"].get<std::uint64_t>() == 1))
     return bad("version", "unsupported version", "1");
   if (j.contains("comment") && !j["comment"].is_string()) return bad("comment", "must be a string");
+  if (j.contains("comment"))
+    DMEM_TRY(check_length(j["comment"], "comment", detail::kMaxStrategyComment));
   Strategy st;
   DMEM_TRY(read_bool(j, "vae_tiling", "", st.vae_tiling));
   DMEM_TRY(read_bool(j, "vae_slicing", "", st.vae_slicing));
   if (!j.contains("components")) return bad("components", "is required (an array of components)");
   const json& comps = j["components"];
   if (!comps.is_array()) return bad("components", "must be an array");
+  // Refused before any per-component work, so the cost of a hostile file is the parse alone.
+  if (comps.size() > detail::kMaxStrategyComponents)
+    return Status(Errc::limit_exceeded, "strategy: components: " + std::to_string(comps.size()) +
+                                            " entries is more than the limit of " +
+                                            std::to_string(detail::kMaxStrategyComponents))
+        .with_rule("strategy.limit.components")
+        .with_hint("list each of the model's components at most once (dmem inspect MODEL)");
+  std::unordered_set<std::string> seen;  // names so far: duplicates in O(1), not a scan
+  seen.reserve(comps.size());
+  st.components.reserve(comps.size());
   for (std::size_t i = 0; i < comps.size(); ++i) {
     const json& c = comps[i];
     const std::string where = "components[" + std::to_string(i) + "]";
@@ -346,9 +391,10 @@ Result<Strategy> strategy_from_json(std::string_view text) noexcept {
     if (!c.contains("component") || !c["component"].is_string() ||
         c["component"].get<std::string>().empty())
       return bad(where + ".component", "is required: the component's name (\"transformer\")");
+    DMEM_TRY(check_length(c["component"], where + ".component", detail::kMaxStrategyString));
     ComponentStrategy cs;
     cs.component = c["component"].get<std::string>();
-    if (st.find(cs.component) != nullptr)
+    if (!seen.insert(cs.component).second)
       return bad(where + ".component", "'" + cs.component + "' appears more than once");
     if (c.contains("placement"))
       DMEM_TRY(read_placement(c["placement"], where + ".placement", cs.placement));
@@ -372,7 +418,7 @@ std::string strategy_to_json(const Strategy& strategy, int indent) {
   j["components"] = std::move(comps);
   j["vae_tiling"] = strategy.vae_tiling;
   j["vae_slicing"] = strategy.vae_slicing;
-  return j.dump(indent);
+  return detail::dump_json(j, indent);
 }
 
 std::string strategy_summary(const Strategy& strategy) {

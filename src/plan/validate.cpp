@@ -7,6 +7,7 @@
 
 #include "dmem/module_tree.hpp"
 #include "plan/rules.hpp"
+#include "plan/strategy_limits.hpp"
 
 namespace dmem::detail {
 
@@ -60,6 +61,15 @@ Result<std::vector<Violation>> validate_with(const Model& model, const Strategy&
                                              EstimateFn estimator) noexcept {
   if (!(options.margin >= 0.0 && options.margin < 1.0))
     return Status(Errc::invalid_argument, "margin must be in [0, 1)").with_rule("plan.margin");
+  // Strategies built in code skip strategy_from_json's limit; the rules must stay cheap for them
+  // too.
+  if (strategy.components.size() > kMaxStrategyComponents)
+    return Status(Errc::limit_exceeded, "the strategy lists " +
+                                            std::to_string(strategy.components.size()) +
+                                            " components, more than the limit of " +
+                                            std::to_string(kMaxStrategyComponents))
+        .with_rule("strategy.limit.components")
+        .with_hint("list each of the model's components at most once");
   RuleContext ctx = make_rule_context(model, strategy, hardware, workload, options, quantizers);
   std::vector<Violation> out;
   for (const auto& rule : rules_table()) rule.check(ctx, out);
