@@ -79,7 +79,7 @@ TEST_CASE("a GGUF tensor name with a 0xFF byte opens and prints as JSON", "[host
   CHECK(out.find("json.exception") == std::string::npos);
 }
 
-TEST_CASE("--json output of hardware and validate survives invalid UTF-8 in paths",
+TEST_CASE("the --json output of hardware and validate survives invalid UTF-8 in paths",
           "[hostile][utf8][cli]") {
   dmem::test::TempDir dir;
   const std::string bad_dir = "\"" + dir.path().string() + "/$(printf 'c\\377d')\"";
