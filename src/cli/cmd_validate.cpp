@@ -1,7 +1,5 @@
 // `dmem validate`: checks a hand-written strategy against the rules table and the budgets.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -9,6 +7,7 @@
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
 #include "dmem/strategy.hpp"
+#include "format/file_io.hpp"
 
 namespace dmem::cli {
 
@@ -44,13 +43,10 @@ int run_validate(const Args& args) {
   if (!vm.count("model")) return fail("--model is required (a catalog name or a checkpoint path)");
   const std::string path = vm["strategy"].as<std::string>();
 
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(path + ": cannot open the strategy file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > kMaxStrategyBytes)
-    return fail(path + ": strategy file is larger than 4 MiB");
-  auto strategy = strategy_from_json(text.str());
+  // Checked before reading: a FIFO cannot hang, /dev/zero cannot fill memory, a folder is named.
+  auto text = detail::read_small_file(path, kMaxStrategyBytes);
+  if (!text) return fail(text.status().to_string());
+  auto strategy = strategy_from_json(*text);
   if (!strategy) {
     Status s = strategy.status();
     return fail(std::move(s).with_file(path).to_string());

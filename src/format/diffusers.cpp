@@ -235,8 +235,8 @@ Result<Component> read_component_folder(const std::string& folder, std::string n
   auto weights = find_component_weights(folder);
   if (!weights) return weights.status();
   const std::string config_path = join(folder, "config.json");
-  std::error_code ec;
-  if (!fs::is_regular_file(config_path, ec))
+  // Absent is fine; a config.json that is a folder, FIFO or unreadable is an error, not ignored.
+  if (!path_present(config_path))
     return component_from_weights(*weights, std::move(name), listed_class, nullptr);
   auto config = read_json_object(config_path);
   if (!config) return config.status();

@@ -14,6 +14,7 @@
 #include "dmem/checkpoint.hpp"
 #include "format/file_io.hpp"
 #include "format/json_util.hpp"
+#include "format/streamed_text.hpp"
 
 namespace dmem::detail {
 
@@ -405,11 +406,38 @@ Status check_prefix(std::uint64_t n, std::uint64_t file_size, std::string_view l
   return Status::ok();
 }
 
+Status bom_error(std::uint64_t at, std::string_view label) {
+  return header_error(Errc::format_error, "the header starts with a byte order mark", label,
+                      "safetensors.header.json", kFixHeaderHint)
+      .with_offset(at);
+}
+
+// Runs the streaming parse over [first, last); on failure says why (syntax, schema, or the
+// source's own error through `source_error`).
+template <class Iter, class SourceError>
+Status run_sax(Iter first, Iter last, HeaderHandler& handler, std::string_view label,
+               SourceError source_error) {
+  const bool ok = json::sax_parse(std::move(first), std::move(last), &handler,
+                                  json::input_format_t::json, true, false);
+  if (ok) return Status::ok();
+  if (Status s = source_error(); !s.is_ok()) return s;
+  if (handler.syntax_error_) {
+    return header_error(Errc::format_error,
+                        "the header is not valid JSON: " + handler.syntax_message_, label,
+                        "safetensors.header.json", kFixHeaderHint)
+        .with_offset(8 + handler.syntax_offset_);
+  }
+  if (!handler.error.is_ok()) return handler.error;
+  return header_error(Errc::internal, "the header parser stopped without a reason", label,
+                      "safetensors.header.json", "");
+}
+
+Result<SafetensorsFile> check_records(HeaderHandler& handler, std::uint64_t n,
+                                      std::uint64_t file_size, std::string_view label);
+
+// A header held in memory (parse_safetensors).
 Result<SafetensorsFile> parse_header(std::string_view header, std::uint64_t file_size,
                                      std::string_view label) {
-  const std::uint64_t n = header.size();
-  const std::uint64_t data_start = 8 + n;
-
   std::size_t bad = 0;
   if (!detail::is_valid_utf8(header, &bad)) {
     return header_error(Errc::format_error, "the header is not valid UTF-8", label,
@@ -422,28 +450,34 @@ Result<SafetensorsFile> parse_header(std::string_view header, std::uint64_t file
     while (i < header.size() &&
            (header[i] == ' ' || header[i] == '\t' || header[i] == '\n' || header[i] == '\r'))
       ++i;
-    if (header.substr(i).starts_with("\xEF\xBB\xBF")) {
-      return header_error(Errc::format_error, "the header starts with a byte order mark", label,
-                          "safetensors.header.json", kFixHeaderHint)
-          .with_offset(8 + i);
-    }
+    if (header.substr(i).starts_with("\xEF\xBB\xBF")) return bom_error(8 + i, label);
   }
-
   HeaderHandler handler(label);
-  const bool ok = json::sax_parse(header.begin(), header.end(), &handler,
-                                  json::input_format_t::json, true, false);
-  if (!ok) {
-    if (handler.syntax_error_) {
-      return header_error(Errc::format_error,
-                          "the header is not valid JSON: " + handler.syntax_message_, label,
-                          "safetensors.header.json", kFixHeaderHint)
-          .with_offset(8 + handler.syntax_offset_);
-    }
-    if (!handler.error.is_ok()) return handler.error;
-    return header_error(Errc::internal, "the header parser stopped without a reason", label,
-                        "safetensors.header.json", "");
-  }
+  DMEM_TRY(run_sax(header.begin(), header.end(), handler, label, [] { return Status::ok(); }));
+  return check_records(handler, header.size(), file_size, label);
+}
 
+// A header streamed from the file in bounded chunks: memory holds one chunk plus the records,
+// and a malformed header stops the reading at the first bad chunk.
+Result<SafetensorsFile> parse_header(const detail::ReadFile& file, std::uint64_t n,
+                                     std::string_view label) {
+  detail::StreamedText text(file, 8, n);
+  if (text.peek(3) == "\xEF\xBB\xBF") return bom_error(8, label);
+  HeaderHandler handler(label);
+  DMEM_TRY(run_sax(text.begin(), text.end(), handler, label, [&]() -> Status {
+    if (text.utf8_error()) {
+      return header_error(Errc::format_error, "the header is not valid UTF-8", label,
+                          "safetensors.header.utf8", kFixHeaderHint)
+          .with_offset(8 + text.utf8_offset());
+    }
+    return text.error();
+  }));
+  return check_records(handler, n, file.size(), label);
+}
+
+Result<SafetensorsFile> check_records(HeaderHandler& handler, std::uint64_t n,
+                                      std::uint64_t file_size, std::string_view label) {
+  const std::uint64_t data_start = 8 + n;
   std::vector<RawTensor>& raw = handler.tensors;
 
   // Duplicate names: nlohmann (and serde's map) would silently keep one of them.
@@ -613,11 +647,9 @@ Result<SafetensorsFile> read_safetensors(std::string_view path) noexcept {
   unsigned char prefix[8];
   DMEM_TRY(file->read_at(prefix, 8, 0));
   const std::uint64_t n = detail::load_le64(prefix);
-  // Bound first (n <= min(file_size - 8, 100 MB)), allocate second.
+  // Bound first (n <= min(file_size - 8, 100 MB)), then stream: the header is never held whole.
   DMEM_TRY(check_prefix(n, file_size, path));
-  std::string header(static_cast<std::size_t>(n), '\0');
-  DMEM_TRY(file->read_at(header.data(), n, 8));
-  return parse_header(header, file_size, path);
+  return parse_header(*file, n, path);
 }
 
 }  // namespace v1
