@@ -184,6 +184,58 @@ TEST_CASE("hostile: sparse safetensors claiming a 100 MB header reads in bounded
   check_one_line(r.status(), "safetensors.header.json");
 }
 
+// ---- 2. amplification through a sharded index --------------------------------------------------
+
+TEST_CASE("hostile: one shard under many spellings is read once", "[hostile]") {
+  TempDir dir;
+  // One shard holding n tensors; the index maps each tensor through a different spelling.
+  constexpr int n = 400;
+  std::vector<float> v(n, 1.0f);
+  std::vector<TensorData> tensors;
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) names.push_back("t" + std::to_string(i));
+  for (int i = 0; i < n; ++i) tensors.push_back({names[i], DType::f32, {1}, &v[i], 4});
+  REQUIRE(write_safetensors(dir.file("x.safetensors"), tensors).is_ok());
+  std::string index = "{\"weight_map\":{";
+  for (int i = 0; i < n; ++i) {
+    std::string spelling;
+    for (int k = 0; k < i / 2; ++k) spelling += (i % 2 == 0) ? "./" : ".//";
+    spelling += "x.safetensors";
+    index += (i ? "," : "") + std::string("\"") + names[i] + "\":\"" + spelling + "\"";
+  }
+  index += "}}";
+  const std::string index_path = dir.file("model.safetensors.index.json");
+  dmem::test::write_file(index_path, index);
+  auto r = read_sharded(index_path);
+  INFO((r ? std::string() : r.status().to_string()));
+  REQUIRE(r);
+  CHECK(r->files.size() == 1);  // 400 spellings, 1 header read
+  CHECK(r->tensors.size() == static_cast<std::size_t>(n));
+  for (const TensorInfo& t : r->tensors) CHECK(t.file == 0);
+}
+
+TEST_CASE("hostile: shard links out of the folder work; NUL in a shard name is refused",
+          "[hostile]") {
+  TempDir dir;
+  fs::create_directory(dir.file("blobs"));
+  fs::create_directory(dir.file("snapshot"));
+  write_minimal_safetensors(dir, "blobs/abc123");
+  REQUIRE(::symlink("../blobs/abc123",
+                    dir.file("snapshot/model-00001-of-00001.safetensors").c_str()) == 0);
+  const std::string index = dir.file("snapshot/model.safetensors.index.json");
+  dmem::test::write_file(index, R"({"weight_map":{"w":"model-00001-of-00001.safetensors"}})");
+  auto ok = read_sharded(index);
+  INFO((ok ? std::string() : ok.status().to_string()));
+  CHECK(ok);
+  // "\u0000" decodes to a NUL; the OS would open only "model-00001-of-00001.safetensors".
+  dmem::test::write_file(index,
+                         R"({"weight_map":{"w":"model-00001-of-00001.safetensors\u0000.evil"}})");
+  auto bad = read_sharded(index);
+  REQUIRE_FALSE(bad);
+  check_one_line(bad.status(), "sharded.shard.path");
+  CHECK(bad.status().tensor() == "w");
+}
+
 // ---- 3. special files and OS errors ------------------------------------------------------------
 
 TEST_CASE("hostile: FIFOs, devices and folders are refused by every reader", "[hostile]") {
