@@ -278,6 +278,50 @@ TEST_CASE("hostile: FIFOs, devices and folders are refused by every reader", "[h
   }
 }
 
+TEST_CASE("hostile: diffusers folders whose JSON or weights are FIFOs or folders", "[hostile]") {
+  enum class Kind { fifo, folder };
+  for (const Kind kind : {Kind::fifo, Kind::folder}) {
+    for (const char* which : {"config.json", "model_index.json", "weights"}) {
+      DYNAMIC_SECTION((kind == Kind::fifo ? "FIFO " : "folder ") << which) {
+        TempDir dir;
+        fs::create_directory(dir.file("transformer"));
+        const std::string weights = "transformer/diffusion_pytorch_model.safetensors";
+        if (std::string(which) != "weights") write_minimal_safetensors(dir, weights);
+        std::string special;
+        if (std::string(which) == "config.json") {
+          special = dir.file("transformer/config.json");
+        } else if (std::string(which) == "model_index.json") {
+          special = dir.file("model_index.json");
+        } else {
+          special = dir.file(weights);
+          dmem::test::write_file(dir.file("transformer/config.json"), "{}");
+        }
+        if (std::string(which) != "model_index.json") {
+          dmem::test::write_file(
+              dir.file("model_index.json"),
+              R"({"_class_name":"P","transformer":["diffusers","FluxTransformer2DModel"]})");
+        }
+        if (kind == Kind::fifo) {
+          REQUIRE(::mkfifo(special.c_str(), 0600) == 0);
+        } else {
+          fs::create_directory(special);
+        }
+        // The pipeline folder, and the component folder itself.
+        for (const std::string& open : {dir.path().string(), dir.file("transformer")}) {
+          if (std::string(which) == "model_index.json" && open != dir.path().string()) continue;
+          INFO(open);
+          const auto start = std::chrono::steady_clock::now();
+          auto m = open_model(open);
+          CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+          REQUIRE_FALSE(m);
+          check_one_line(m.status(), "file.not_regular");
+          CHECK(m.status().file() == special);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("hostile: OS errors keep their real reason", "[hostile]") {
   TempDir dir;
   // ELOOP: a link to itself.
