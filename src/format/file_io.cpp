@@ -284,6 +284,8 @@ Result<TempFile> TempFile::create(std::string_view final_path) noexcept {
   file.final_path_ = std::string(final_path);
   std::string dir, base;
   split_path(file.final_path_, dir, base);
+  // A long name plus the prefix and suffix could pass NAME_MAX (255) where the name itself fits.
+  if (base.size() > 200) base.resize(200);
   // "<dir>/.<name>.<random>.tmp": hidden, in the destination's folder (rename stays on one file
   // system), created with O_EXCL|O_NOFOLLOW so nothing planted there can redirect the write.
   const std::string prefix = (dir == "." && file.final_path_.find('/') == std::string::npos

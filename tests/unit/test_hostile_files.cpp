@@ -432,6 +432,9 @@ TEST_CASE("hostile: a planted link at a temp name cannot redirect a write", "[ho
   REQUIRE(b);
   CHECK(a->temp_path() != b->temp_path());
   CHECK(a->temp_path().find("/.plan.svg.") != std::string::npos);
+  // A name near NAME_MAX still gets a temp name that fits.
+  const std::string long_target = dir.file(std::string(250, 'n'));
+  CHECK(detail::write_file_atomic(long_target, "x").is_ok());
   // A link at the destination is replaced, not written through.
   const std::string link = dir.file("link.svg");
   REQUIRE(::symlink(victim.c_str(), link.c_str()) == 0);
