@@ -68,13 +68,19 @@ bool path_present(const std::string& path) noexcept {
 // ---- ReadFile ----------------------------------------------------------------------------------
 
 ReadFile::ReadFile(ReadFile&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), size_(other.size_), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      size_(other.size_),
+      dev_(other.dev_),
+      ino_(other.ino_),
+      path_(std::move(other.path_)) {}
 
 ReadFile& ReadFile::operator=(ReadFile&& other) noexcept {
   if (this != &other) {
     close_fd(fd_);
     fd_ = std::exchange(other.fd_, -1);
     size_ = other.size_;
+    dev_ = other.dev_;
+    ino_ = other.ino_;
     path_ = std::move(other.path_);
   }
   return *this;
@@ -108,6 +114,8 @@ Result<ReadFile> ReadFile::open(std::string_view path) noexcept {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   file.size_ = static_cast<std::uint64_t>(st.st_size);
+  file.dev_ = static_cast<std::uint64_t>(st.st_dev);
+  file.ino_ = static_cast<std::uint64_t>(st.st_ino);
   return file;
 }
 

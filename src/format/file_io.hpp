@@ -47,6 +47,9 @@ class ReadFile {
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   /// Size when the file was opened.
   [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
+  /// Identity of the opened file (after links): equal for every spelling of one file.
+  [[nodiscard]] std::uint64_t device() const noexcept { return dev_; }
+  [[nodiscard]] std::uint64_t inode() const noexcept { return ino_; }
 
   /// Reads exactly `size` bytes at `offset`, retrying short reads and EINTR. A file that ends
   /// first gives Errc::format_error with rule "file.truncated" and the offset where it ended.
@@ -55,6 +58,8 @@ class ReadFile {
  private:
   int fd_ = -1;
   std::uint64_t size_ = 0;
+  std::uint64_t dev_ = 0;
+  std::uint64_t ino_ = 0;
   std::string path_;
 };
 

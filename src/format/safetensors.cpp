@@ -636,7 +636,17 @@ Result<SafetensorsFile> parse_safetensors(const void* bytes, std::size_t size,
 Result<SafetensorsFile> read_safetensors(std::string_view path) noexcept {
   auto file = detail::ReadFile::open(path);
   if (!file) return file.status();
-  const std::uint64_t file_size = file->size();
+  return detail::read_safetensors_file(*file);
+}
+
+}  // namespace v1
+}  // namespace dmem
+
+namespace dmem::detail {
+
+Result<SafetensorsFile> read_safetensors_file(const ReadFile& file) noexcept {
+  const std::string& path = file.path();
+  const std::uint64_t file_size = file.size();
   if (file_size < 8) {
     return header_error(Errc::format_error,
                         "the file is " + std::to_string(file_size) +
@@ -645,12 +655,11 @@ Result<SafetensorsFile> read_safetensors(std::string_view path) noexcept {
                         "the file is truncated or empty: re-download it");
   }
   unsigned char prefix[8];
-  DMEM_TRY(file->read_at(prefix, 8, 0));
-  const std::uint64_t n = detail::load_le64(prefix);
+  DMEM_TRY(file.read_at(prefix, 8, 0));
+  const std::uint64_t n = load_le64(prefix);
   // Bound first (n <= min(file_size - 8, 100 MB)), then stream: the header is never held whole.
   DMEM_TRY(check_prefix(n, file_size, path));
-  return parse_header(*file, n, path);
+  return parse_header(file, n, path);
 }
 
-}  // namespace v1
-}  // namespace dmem
+}  // namespace dmem::detail

@@ -1,8 +1,6 @@
 // Sharded safetensors checkpoints: `*.safetensors.index.json` plus its shards (FORMATS.md §1.5).
 // The index and the shard headers must agree exactly; shards are listed in sorted name order.
-#include <sys/stat.h>
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -16,6 +14,7 @@
 
 #include "dmem/checkpoint.hpp"
 #include "format/file_io.hpp"
+#include "format/safetensors.hpp"
 #include "format/streamed_text.hpp"
 
 namespace dmem {
@@ -224,6 +223,16 @@ class IndexHandler {
   std::unordered_set<std::string> meta_keys_;
 };
 
+// A shard's own error, keeping its rule, file, tensor and offset, saying which index listed it.
+Status wrap_shard_error(const Status& st, const std::string& name, std::string_view index_path) {
+  Status wrapped(st.code(), "shard \"" + name + "\" of index " + std::string(index_path) + ": " +
+                                st.message());
+  wrapped.with_file(st.file()).with_rule(st.rule()).with_hint(st.hint());
+  if (!st.tensor().empty()) wrapped.with_tensor(st.tensor());
+  if (st.has_offset()) wrapped.with_offset(st.offset());
+  return wrapped;
+}
+
 Result<IndexHandler> parse_index(std::string_view index_path) {
   auto file = detail::ReadFile::open(index_path);
   if (!file) return file.status();
@@ -264,8 +273,8 @@ Result<IndexHandler> parse_index(std::string_view index_path) {
 // once (work stays linear in distinct files), while links out of the folder still work (the
 // Hugging Face cache links every file into a blob store).
 struct FileId {
-  dev_t dev = 0;
-  ino_t ino = 0;
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
   bool operator==(const FileId&) const = default;
 };
 
@@ -327,13 +336,16 @@ Result<ShardedCheckpoint> read_sharded(std::string_view index_path) noexcept {
   std::vector<std::string> file_names;                 // by file: the shard name it was read under
   std::vector<FileId> ids;                             // by file
   std::vector<std::uint32_t> file_of(by_name.size());  // shard id -> file
+  // Each distinct name is opened once; its identity comes from the open file (no stat-then-open
+  // race), and a file already seen under another spelling is not read again.
+  std::vector<SafetensorsFile> shards;
   for (const std::uint32_t id : by_name) {
     const std::string& name = h.shard_names[id];
     const std::string path = folder.empty() ? name : (folder / name).string();
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-      const int err = errno;
-      if (err == ENOENT) {
+    auto file = detail::ReadFile::open(path);
+    if (!file) {
+      const Status& st = file.status();
+      if (st.code() == Errc::not_found) {
         std::size_t mapped = 0;
         for (const MapEntry& e : entries)
           if (e.shard == id) ++mapped;
@@ -343,36 +355,20 @@ Result<ShardedCheckpoint> read_sharded(std::string_view index_path) noexcept {
                            index_path, "sharded.shard.missing",
                            "the download is incomplete: fetch every shard listed in the index");
       }
-      Status status = detail::os_error("cannot open", path, err);
-      return std::move(status.with_hint("shard \"" + name + "\" of index " +
-                                        std::string(index_path) + ": " + status.hint()));
+      return wrap_shard_error(st, name, index_path);
     }
-    const FileId fid{st.st_dev, st.st_ino};
+    const FileId fid{file->device(), file->inode()};
     const auto seen = std::find(ids.begin(), ids.end(), fid);
     if (seen != ids.end()) {
       file_of[id] = static_cast<std::uint32_t>(seen - ids.begin());
       continue;
     }
+    auto shard = detail::read_safetensors_file(*file);
+    if (!shard) return wrap_shard_error(shard.status(), name, index_path);
     file_of[id] = static_cast<std::uint32_t>(ids.size());
     ids.push_back(fid);
     file_names.push_back(name);
     out.files.push_back(path);
-  }
-
-  std::vector<SafetensorsFile> shards;
-  shards.reserve(out.files.size());
-  for (std::size_t f = 0; f < out.files.size(); ++f) {
-    auto shard = read_safetensors(out.files[f]);
-    if (!shard) {
-      // Keep the shard's own rule, file, tensor and offset; say which index listed it.
-      const Status& st = shard.status();
-      Status wrapped(st.code(), "shard \"" + file_names[f] + "\" of index " +
-                                    std::string(index_path) + ": " + st.message());
-      wrapped.with_file(st.file()).with_rule(st.rule()).with_hint(st.hint());
-      if (!st.tensor().empty()) wrapped.with_tensor(st.tensor());
-      if (st.has_offset()) wrapped.with_offset(st.offset());
-      return wrapped;
-    }
     shards.push_back(std::move(shard.value()));
   }
   const std::vector<std::string>& shard_names = file_names;
