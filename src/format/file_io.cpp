@@ -307,6 +307,10 @@ Result<TempFile> TempFile::create(std::string_view final_path) noexcept {
     if (fd >= 0) {
       file.fd_ = fd;
       file.temp_path_ = std::move(candidate);
+      // A replaced file keeps its permission bits (a private 0600 file stays private).
+      struct stat old {};
+      if (::stat(file.final_path_.c_str(), &old) == 0 && S_ISREG(old.st_mode))
+        (void)::fchmod(fd, old.st_mode & 07777);
       return file;
     }
     if (errno == EINTR || errno == EEXIST) continue;

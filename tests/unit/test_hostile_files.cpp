@@ -432,6 +432,18 @@ TEST_CASE("hostile: a planted link at a temp name cannot redirect a write", "[ho
   REQUIRE(b);
   CHECK(a->temp_path() != b->temp_path());
   CHECK(a->temp_path().find("/.plan.svg.") != std::string::npos);
+  // A replaced file keeps its mode.
+  REQUIRE(::chmod(target.c_str(), 0600) == 0);
+  REQUIRE(detail::write_file_atomic(target, "<svg/>").is_ok());
+  struct stat mode {};
+  REQUIRE(::stat(target.c_str(), &mode) == 0);
+  CHECK((mode.st_mode & 0777) == 0600);
+  // A folder on the way that is a link loop: the OS's reason, one line.
+  const std::string loop = dir.file("loop");
+  REQUIRE(::symlink(loop.c_str(), loop.c_str()) == 0);
+  const Status looped = detail::write_file_atomic(loop + "/out.svg", "x");
+  check_one_line(looped, "file.io");
+  CHECK(looped.message().find("symbolic links") != std::string::npos);
   // A name near NAME_MAX still gets a temp name that fits.
   const std::string long_target = dir.file(std::string(250, 'n'));
   CHECK(detail::write_file_atomic(long_target, "x").is_ok());
