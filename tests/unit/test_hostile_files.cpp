@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -58,6 +59,7 @@ ChildOutcome run_in_child(const std::function<int()>& fn) {
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::close(fds[0]);
+    ::malloc_trim(0);  // freed heap already resident would hide the function's own growth
     { std::ofstream("/proc/self/clear_refs") << "5"; }
     const std::uint64_t before = proc_status_kib("VmRSS:");
     const int code = fn();
@@ -492,6 +494,52 @@ TEST_CASE("hostile: a full disk leaves the old file and no temp file", "[hostile
   // /dev/full, where there is one: refused as a device before anything is written.
   if (have_file("/dev/full"))
     check_one_line(detail::write_file_atomic("/dev/full", "x"), "file.write_target");
+}
+
+// ---- 9. memory multiple ------------------------------------------------------------------------
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMeasureRss = false;  // redzones and quarantine inflate RSS under ASan
+#else
+constexpr bool kMeasureRss = true;
+#endif
+
+TEST_CASE("hostile: header parsing memory stays within 4x the header", "[hostile]") {
+  TempDir dir;
+  constexpr std::size_t n = 60000;
+  std::vector<std::string> names;
+  names.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    names.push_back("transformer_blocks." + std::to_string(i / 8) + ".attn.to_q_" +
+                    std::to_string(i % 8) + ".weight");
+  std::vector<float> data(n * 4, 0.0f);
+  std::vector<TensorData> tensors;
+  for (std::size_t i = 0; i < n; ++i)
+    tensors.push_back({names[i], DType::f32, {2, 2}, &data[i * 4], 16});
+  const std::string st = dir.file("model.safetensors");
+  REQUIRE(write_safetensors(st, tensors).is_ok());
+  const std::string gg = dir.file("model.gguf");
+  REQUIRE(write_gguf(gg, tensors).is_ok());
+  auto st_info = read_safetensors(st);
+  REQUIRE(st_info);
+  auto gg_info = read_gguf(gg);
+  REQUIRE(gg_info);
+  struct Case {
+    const char* name;
+    std::uint64_t header;
+    std::function<bool()> parse;
+  };
+  const std::vector<Case> cases{
+      {"safetensors", st_info->data_start, [&] { return read_safetensors(st).has_value(); }},
+      {"gguf", gg_info->data_start, [&] { return read_gguf(gg).has_value(); }},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name << ": header " << c.header << " bytes");
+    const ChildOutcome out = run_in_child([&] { return c.parse() ? 0 : 1; });
+    CHECK(out.exit_code == 0);
+    INFO("peak growth " << out.peak_growth);
+    if (kMeasureRss) CHECK(out.peak_growth <= 4 * c.header + (8u << 20));
+  }
 }
 
 }  // namespace
