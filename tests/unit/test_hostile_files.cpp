@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -459,6 +460,33 @@ TEST_CASE("hostile: a planted link at a temp name cannot redirect a write", "[ho
   CHECK(S_ISREG(st.st_mode));
   const auto v2 = dmem::test::read_file(victim);
   CHECK(std::string(v2.begin(), v2.end()) == "precious");
+}
+
+TEST_CASE("hostile: dmem plan --svg goes through the safe write", "[hostile][cli]") {
+  TempDir dir;
+  const std::string machine = " --no-probe --gpu rtx5090 --ram 60GiB --disk 500GiB";
+  // A planted link at the old predictable temp name is never followed.
+  const std::string svg = dir.file("plans.svg");
+  const std::string victim = dir.file("victim");
+  dmem::test::write_file(victim, "precious");
+  REQUIRE(::symlink(victim.c_str(), (svg + ".tmp").c_str()) == 0);
+  std::string out;
+  REQUIRE(dmem::test::run_command(
+              dmem::test::cli_path() + " plan qwen-image" + machine + " --svg " + svg, &out) == 0);
+  const auto v = dmem::test::read_file(victim);
+  CHECK(std::string(v.begin(), v.end()) == "precious");
+  CHECK(dmem::test::read_file(svg).size() > 100);
+  // A FIFO target: refused at once with one line naming the rule (never opened, so no hang).
+  const std::string fifo = dir.file("out.svg");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int rc = dmem::test::run_command(
+      dmem::test::cli_path() + " plan qwen-image" + machine + " --svg " + fifo, &out);
+  CHECK(rc == 2);
+  CHECK(out.find("[rule file.write_target]") != std::string::npos);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  struct stat st {};
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
 }
 
 TEST_CASE("hostile: a full disk leaves the old file and no temp file", "[hostile]") {
