@@ -310,7 +310,7 @@ Result<TempFile> TempFile::create(std::string_view final_path) noexcept {
       // A replaced file keeps its permission bits (a private 0600 file stays private).
       struct stat old {};
       if (::stat(file.final_path_.c_str(), &old) == 0 && S_ISREG(old.st_mode))
-        (void)::fchmod(fd, old.st_mode & 07777);
+        (void)::fchmod(fd, old.st_mode & 0777);  // never set-id bits
       return file;
     }
     if (errno == EINTR || errno == EEXIST) continue;
