@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <limits>
 #include <string>
 #include <utility>
@@ -91,7 +92,9 @@ class HeaderHandler {
  public:
   explicit HeaderHandler(std::string_view label) : label_(label) {}
 
-  std::vector<RawTensor> tensors;
+  // A deque: growing it never copies what was read, and the records are handed over one by
+  // one, so the peak stays near one copy of them (no vector doubling on huge headers).
+  std::deque<RawTensor> tensors;
   std::vector<std::pair<std::string, std::string>> metadata;
   Status error;  // set when a callback stopped the parse
 
@@ -478,7 +481,7 @@ Result<SafetensorsFile> parse_header(const detail::ReadFile& file, std::uint64_t
 Result<SafetensorsFile> check_records(HeaderHandler& handler, std::uint64_t n,
                                       std::uint64_t file_size, std::string_view label) {
   const std::uint64_t data_start = 8 + n;
-  std::vector<RawTensor>& raw = handler.tensors;
+  std::deque<RawTensor>& raw = handler.tensors;
 
   // Duplicate names: nlohmann (and serde's map) would silently keep one of them.
   {
@@ -521,7 +524,9 @@ Result<SafetensorsFile> check_records(HeaderHandler& handler, std::uint64_t n,
   out.tensors.reserve(raw.size());
 
   std::uint64_t running_end = 0;
-  for (auto& t : raw) {
+  while (!raw.empty()) {
+    RawTensor t = std::move(raw.front());
+    raw.pop_front();  // frees the deque's blocks as the output vector fills
     if (t.begin != running_end) {
       const bool gap = t.begin > running_end;
       return header_error(
