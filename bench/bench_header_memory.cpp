@@ -247,9 +247,9 @@ int main(int argc, char** argv) {
   const std::string tiny_st = (dir / "tiny.safetensors").string();
   const std::string tiny_gguf = (dir / "tiny.gguf").string();
   const std::vector<Row> tiny_rows{
-      {"safetensors, smallest entries", make_tiny_safetensors(tiny_st, 4 * tensors),
+      {"safetensors, smallest entries", make_tiny_safetensors(tiny_st, 2 * tensors),
        [&] { return dmem::read_safetensors(tiny_st).has_value(); }},
-      {"gguf, smallest tensor infos", make_tiny_gguf(tiny_gguf, 4 * tensors),
+      {"gguf, smallest tensor infos", make_tiny_gguf(tiny_gguf, 2 * tensors),
        [&] { return dmem::read_gguf(tiny_gguf).has_value(); }},
   };
   // The whole open path a user runs (header + Model + module tree), for reference.
