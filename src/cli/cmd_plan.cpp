@@ -2,7 +2,6 @@
 // rejected candidates and the rule or budget each broke.
 #include <charconv>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -11,6 +10,7 @@
 #include "cli/plan_render.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
+#include "format/file_io.hpp"
 
 namespace dmem::cli {
 
@@ -75,17 +75,9 @@ int run_plan(const Args& args) {
 
   if (vm.count("svg")) {
     const std::string path = vm["svg"].as<std::string>();
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) return fail(path + ": cannot write the SVG file");
-      out << render_svg(*model, *report, 6);
-      if (!out) return fail(path + ": cannot write the SVG file");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      std::remove(tmp.c_str());
-      return fail(path + ": cannot write the SVG file");
-    }
+    // The one safe-write path: O_EXCL temp file, fsync, rename; devices and FIFOs refused.
+    if (Status s = detail::write_file_atomic(path, render_svg(*model, *report, 6)); !s.is_ok())
+      return fail(s.to_string());
   }
   if (vm["json"].as<bool>()) {
     print_json(plan_json(*model, *report));

@@ -1,7 +1,5 @@
 // `dmem validate`: checks a hand-written strategy against the rules table and the budgets.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "cli/commands.hpp"
@@ -11,6 +9,8 @@
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
 #include "dmem/strategy.hpp"
+#include "format/file_io.hpp"
+#include "plan/strategy_limits.hpp"
 
 namespace dmem::cli {
 
@@ -22,8 +22,6 @@ constexpr const char* kHelp =
 Checks a strategy (docs/strategy.md) against every composition rule and budget (docs/rules.md)
 before anything loads, and prints each violation with its rule id, the component and a fix.
 Exit status: 0 valid, 1 violations, 2 bad input (one line naming the file, key or flag).)";
-
-constexpr std::uint64_t kMaxStrategyBytes = 4u << 20;
 
 int fail(const std::string& what) {
   return cli::fail("validate", what);
@@ -55,23 +53,16 @@ int run_validate(const Args& args) {
                     .to_string());
   const std::string path = vm["strategy"].as<std::string>();
 
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return fail(Status(Errc::io_error, "cannot open the strategy file")
-                    .with_file(path)
-                    .with_rule("cli.file")
-                    .with_hint("check the path and its permissions")
-                    .to_string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > kMaxStrategyBytes)
-    return fail(
-        Status(Errc::limit_exceeded, "the strategy file is larger than 4 MiB")
-            .with_file(path)
-            .with_rule("strategy.limit.size")
-            .with_hint("a strategy lists a few components; check that this is the right file")
-            .to_string());
-  auto strategy = strategy_from_json(text.str());
+  // Checked before reading: a FIFO cannot hang, /dev/zero cannot fill memory, a folder is named.
+  auto text = detail::read_small_file(path, detail::kMaxStrategyBytes);
+  if (!text) {
+    Status s = text.status();
+    if (s.code() == Errc::limit_exceeded)
+      s.with_rule("strategy.limit.size")
+          .with_hint("a strategy lists a few components; check that this is the right file");
+    return fail(s.to_string());
+  }
+  auto strategy = strategy_from_json(*text);
   if (!strategy) {
     Status s = strategy.status();
     return fail(std::move(s).with_file(path).to_string());

@@ -2,6 +2,8 @@
 // each one uses, and what its config.json says (FORMATS.md §1.5, §1.6; docs/inputs.md).
 #include "format/diffusers.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -137,10 +139,17 @@ Result<WeightsChoice> find_component_weights(const std::string& folder) noexcept
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) return os_error("cannot list folder", folder, ec.value());
     std::error_code fec;
-    if (!it->is_regular_file(fec)) continue;
     const std::string name = it->path().filename().string();
     WeightName w;
-    if (parse_weight_name(name, w)) {
+    const bool weights_name = parse_weight_name(name, w);
+    if (!it->is_regular_file(fec)) {
+      // A weights name on a folder, FIFO or device is reported, not skipped for another file.
+      struct stat st {};
+      if (weights_name && ::stat(it->path().c_str(), &st) == 0)
+        return not_regular_error(it->path().string(), st.st_mode);
+      continue;
+    }
+    if (weights_name) {
       auto found = best.find(w.variant);
       if (found == best.end() || rank(w) > rank(found->second.name))
         best[w.variant] = WeightsChoice{join(folder, name), w};
@@ -239,8 +248,8 @@ Result<Component> read_component_folder(const std::string& folder, std::string n
   auto weights = find_component_weights(folder);
   if (!weights) return weights.status();
   const std::string config_path = join(folder, "config.json");
-  std::error_code ec;
-  if (!fs::is_regular_file(config_path, ec))
+  // Absent is fine; a config.json that is a folder, FIFO or unreadable is an error, not ignored.
+  if (!path_present(config_path))
     return component_from_weights(*weights, std::move(name), listed_class, nullptr);
   auto config = read_json_object(config_path);
   if (!config) return config.status();

@@ -1,12 +1,14 @@
 #include "format/file_io.hpp"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <ctime>
 #include <system_error>
 #include <utility>
 
@@ -34,19 +36,51 @@ Status os_error(std::string_view what, std::string_view path, int err) noexcept 
   status.with_file(std::string(path)).with_rule("file.io");
   if (err == ENOENT) status.with_hint("check the path");
   if (err == EACCES || err == EPERM) status.with_hint("check the file's permissions");
+  if (err == ELOOP) status.with_hint("a symbolic link on the path loops (or points to itself)");
+  if (err == ENAMETOOLONG) status.with_hint("the path or one of its names is too long");
+  if (err == ENOTDIR) status.with_hint("a part of the path that should be a folder is a file");
+  if (err == EISDIR) status.with_hint("pass the path of a file, not of a folder");
   return status;
+}
+
+Status not_regular_error(std::string_view path, unsigned mode) noexcept {
+  const bool dir = S_ISDIR(mode);
+  const char* kind = dir              ? "a folder"
+                     : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+                     : S_ISCHR(mode)  ? "a character device"
+                     : S_ISBLK(mode)  ? "a block device"
+                     : S_ISSOCK(mode) ? "a socket"
+                                      : "not a regular file";
+  std::string message = "'" + std::string(path) + "' is " + kind;
+  if (!dir) message += ", not a regular file";
+  return Status(Errc::io_error, std::move(message))
+      .with_file(std::string(path))
+      .with_rule("file.not_regular")
+      .with_hint(dir ? "pass the path of a file inside the folder"
+                     : "dmem reads only regular files: copy the data to a file first");
+}
+
+bool path_present(const std::string& path) noexcept {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 || errno != ENOENT;
 }
 
 // ---- ReadFile ----------------------------------------------------------------------------------
 
 ReadFile::ReadFile(ReadFile&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), size_(other.size_), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      size_(other.size_),
+      dev_(other.dev_),
+      ino_(other.ino_),
+      path_(std::move(other.path_)) {}
 
 ReadFile& ReadFile::operator=(ReadFile&& other) noexcept {
   if (this != &other) {
     close_fd(fd_);
     fd_ = std::exchange(other.fd_, -1);
     size_ = other.size_;
+    dev_ = other.dev_;
+    ino_ = other.ino_;
     path_ = std::move(other.path_);
   }
   return *this;
@@ -59,6 +93,13 @@ ReadFile::~ReadFile() {
 Result<ReadFile> ReadFile::open(std::string_view path) noexcept {
   ReadFile file;
   file.path_ = std::string(path);
+  // The OS would read the path only up to a NUL: refuse instead of opening another file.
+  if (file.path_.find('\0') != std::string::npos) {
+    return Status(Errc::invalid_argument, "the path contains a NUL byte")
+        .with_file(file.path_)
+        .with_rule("file.path")
+        .with_hint("pass a path without NUL bytes");
+  }
   // O_NONBLOCK keeps open() from hanging on a FIFO; it is cleared once we know the file is regular.
   int fd;
   do {
@@ -69,16 +110,12 @@ Result<ReadFile> ReadFile::open(std::string_view path) noexcept {
 
   struct stat st {};
   if (::fstat(fd, &st) != 0) return os_error("cannot stat", path, errno);
-  if (!S_ISREG(st.st_mode)) {
-    return Status(Errc::io_error, std::string("'") + file.path_ + "' is not a regular file" +
-                                      (S_ISDIR(st.st_mode) ? " (it is a folder)" : ""))
-        .with_file(file.path_)
-        .with_rule("file.not_regular")
-        .with_hint("pass the path of a checkpoint file");
-  }
+  if (!S_ISREG(st.st_mode)) return not_regular_error(file.path_, st.st_mode);
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   file.size_ = static_cast<std::uint64_t>(st.st_size);
+  file.dev_ = static_cast<std::uint64_t>(st.st_dev);
+  file.ino_ = static_cast<std::uint64_t>(st.st_ino);
   return file;
 }
 
@@ -121,6 +158,8 @@ Status pread_exact(int fd, void* dst, std::uint64_t size, std::uint64_t offset,
 }
 
 Result<std::string> read_small_file(std::string_view path, std::uint64_t max_bytes) noexcept {
+  // ReadFile refuses FIFOs, devices and folders before a byte is read, so /dev/zero cannot fill
+  // memory and a FIFO cannot hang; the size is checked before allocating.
   auto file = ReadFile::open(path);
   if (!file) return file.status();
   if (file->size() > max_bytes) {
@@ -167,28 +206,120 @@ void TempFile::discard() noexcept {
   temp_path_.clear();
 }
 
-Result<TempFile> TempFile::create(std::string_view final_path) noexcept {
-  static std::atomic<std::uint64_t> counter{0};
-  if (final_path.empty()) {
-    return Status(Errc::invalid_argument, "empty output path").with_rule("file.path");
+namespace {
+
+// The destination's folder ("." for a bare name) and its last component.
+void split_path(const std::string& path, std::string& dir, std::string& base) {
+  const std::size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) {
+    dir = ".";
+    base = path;
+  } else {
+    dir = slash == 0 ? "/" : path.substr(0, slash);
+    base = path.substr(slash + 1);
   }
+}
+
+// Unpredictable temp-name suffix: a planted file or link cannot guess the name in advance.
+std::string random_suffix() {
+  std::uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
+    static std::atomic<std::uint64_t> counter{0};
+    r = (static_cast<std::uint64_t>(::getpid()) << 32) ^ counter.fetch_add(1) ^
+        static_cast<std::uint64_t>(::time(nullptr)) * 0x9E3779B97F4A7C15ull;
+  }
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuv";
+  std::string s;
+  for (int i = 0; i < 12; ++i, r >>= 5) s += kDigits[r & 31];
+  return s;
+}
+
+}  // namespace
+
+Status check_write_target(std::string_view path) noexcept {
+  const std::string p(path);
+  if (p.empty()) {
+    return Status(Errc::invalid_argument, "empty output path")
+        .with_rule("file.write_target")
+        .with_hint("pass the path of the file to write");
+  }
+  if (p.find('\0') != std::string::npos) {
+    return Status(Errc::invalid_argument, "the output path contains a NUL byte")
+        .with_file(p)
+        .with_rule("file.path")
+        .with_hint("pass a path without NUL bytes");
+  }
+  if (p.back() == '/') {
+    return Status(Errc::invalid_argument, "'" + p + "' names a folder, not a file")
+        .with_file(p)
+        .with_rule("file.write_target")
+        .with_hint("pass the path of a file inside the folder");
+  }
+  // A link at the destination is replaced by the rename, never written through; what it points
+  // to must still be a file, so `--svg link-to-/dev/null` is refused like `--svg /dev/null`.
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      struct stat lst {};
+      if (::lstat(p.c_str(), &lst) == 0) return Status::ok();  // dangling link: replaced
+      std::string dir, base;
+      split_path(p, dir, base);
+      struct stat dst {};
+      if (::stat(dir.c_str(), &dst) != 0)
+        return os_error("cannot write into the folder of", p, errno);
+      if (!S_ISDIR(dst.st_mode)) return os_error("cannot write", p, ENOTDIR);
+      return Status::ok();
+    }
+    return os_error("cannot write", p, errno);
+  }
+  if (S_ISREG(st.st_mode)) return Status::ok();
+  const char* kind = S_ISDIR(st.st_mode)    ? "a folder"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "not a regular file";
+  return Status(Errc::invalid_argument,
+                "'" + p + "' is " + kind + "; dmem writes only regular files (it replaces them)")
+      .with_file(p)
+      .with_rule("file.write_target")
+      .with_hint("pass the path of a regular file, or of one that does not exist yet");
+}
+
+Result<TempFile> TempFile::create(std::string_view final_path) noexcept {
+  DMEM_TRY(check_write_target(final_path));
   TempFile file;
   file.final_path_ = std::string(final_path);
+  std::string dir, base;
+  split_path(file.final_path_, dir, base);
+  // A long name plus the prefix and suffix could pass NAME_MAX (255) where the name itself fits.
+  if (base.size() > 200) base.resize(200);
+  // "<dir>/.<name>.<random>.tmp": hidden, in the destination's folder (rename stays on one file
+  // system), created with O_EXCL|O_NOFOLLOW so nothing planted there can redirect the write.
+  const std::string prefix = (dir == "." && file.final_path_.find('/') == std::string::npos
+                                  ? std::string()
+                                  : (dir == "/" ? dir : dir + "/")) +
+                             "." + base + ".";
   for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string candidate = file.final_path_ + "." + std::to_string(::getpid()) + "." +
-                            std::to_string(counter.fetch_add(1)) + ".tmp";
-    const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    std::string candidate = prefix + random_suffix() + ".tmp";
+    const int fd =
+        ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd >= 0) {
       file.fd_ = fd;
       file.temp_path_ = std::move(candidate);
+      // A replaced file keeps its permission bits (a private 0600 file stays private).
+      struct stat old {};
+      if (::stat(file.final_path_.c_str(), &old) == 0 && S_ISREG(old.st_mode))
+        (void)::fchmod(fd, old.st_mode & 0777);  // never set-id bits
       return file;
     }
     if (errno == EINTR || errno == EEXIST) continue;
-    return os_error("cannot create a temporary file next to", final_path, errno);
+    Status status = os_error("cannot create a temporary file next to", final_path, errno);
+    return std::move(status.with_rule("file.write"));
   }
   return Status(Errc::io_error, "cannot find a free temporary file name")
       .with_file(std::string(final_path))
-      .with_rule("file.io");
+      .with_rule("file.write");
 }
 
 Status TempFile::write(const void* data, std::uint64_t size) noexcept {
@@ -200,27 +331,59 @@ Status TempFile::write(const void* data, std::uint64_t size) noexcept {
     const ssize_t put = ::write(fd_, in + done, static_cast<std::size_t>(want));
     if (put < 0) {
       if (errno == EINTR) continue;
-      return os_error("cannot write", temp_path_, errno);
+      return write_failed(errno);
     }
-    if (put == 0) return os_error("cannot write", temp_path_, ENOSPC);
+    if (put == 0) return write_failed(ENOSPC);
     done += static_cast<std::uint64_t>(put);
   }
   return Status::ok();
 }
 
+Status TempFile::write_failed(int err) noexcept {
+  // Name the destination (the temp file is about to vanish) and say the old file is intact.
+  Status status = os_error("cannot write", final_path_, err);
+  status.with_rule("file.write");
+  status.with_hint(err == ENOSPC || err == EFBIG || err == EDQUOT
+                       ? "free disk space (or raise the file size limit) and retry; the existing "
+                         "file, if any, is unchanged"
+                       : "the existing file, if any, is unchanged");
+  discard();
+  return status;
+}
+
 Status TempFile::commit() noexcept {
   if (fd_ < 0) return Status(Errc::internal, "commit of a closed temporary file");
   // fsync before rename: after a crash the destination is either the old file or the whole new one.
-  if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
-    return os_error("cannot flush", temp_path_, errno);
-  }
+  if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS) return write_failed(errno);
   const int fd = std::exchange(fd_, -1);
-  if (::close(fd) != 0 && errno != EINTR) return os_error("cannot close", temp_path_, errno);
+  if (::close(fd) != 0 && errno != EINTR) return write_failed(errno);
+  // Checked again right before the rename: the target may have changed since create().
+  if (Status s = check_write_target(final_path_); !s.is_ok()) {
+    discard();
+    return s;
+  }
   if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
-    return os_error("cannot rename the temporary file onto", final_path_, errno);
+    Status status = os_error("cannot rename the temporary file onto", final_path_, errno);
+    discard();
+    return std::move(status.with_rule("file.write"));
   }
   temp_path_.clear();  // nothing left to remove
+  // Make the rename itself durable; a folder that cannot be synced is not an error.
+  std::string dir, base;
+  split_path(final_path_, dir, base);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
   return Status::ok();
+}
+
+Status write_file_atomic(std::string_view path, std::string_view bytes) noexcept {
+  auto file = TempFile::create(path);
+  if (!file) return file.status();
+  DMEM_TRY(file->write(bytes.data(), bytes.size()));
+  return file->commit();  // an uncommitted TempFile removes itself
 }
 
 // ---- little endian -----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // GGUF reader: validates the header, metadata and tensor table as ggml's gguf.cpp does
 // (FORMATS.md §2.4) plus the hardening of §2.7, without touching tensor data. Every count and
-// length is checked against the bytes left in the input before anything is allocated for it, so
-// memory stays within a small multiple of the file size whatever the header claims.
+// length is checked against the bytes left in the input, and no count ever sizes an allocation up
+// front: containers grow as records are actually read (a sparse file's size proves nothing about
+// its content), and decoded metadata has a fixed budget, so memory follows the bytes really read.
 #include "format/gguf.hpp"
 
 #include <algorithm>
@@ -62,6 +63,9 @@ using detail::GgufBytes;
 constexpr std::uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 constexpr std::uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;
 
+// Strings longer than this are read piecewise, growing as bytes arrive.
+constexpr std::uint64_t kStringChunk = 1u << 20;
+
 constexpr const char* kCorruptHint =
     "the file is corrupt, truncated or crafted: re-download it or re-export it with llama.cpp's "
     "gguf-py";
@@ -98,6 +102,32 @@ std::string hex4(const unsigned char* p) {
   return s;
 }
 
+// A set of record indexes keyed by the record's name, looked up through the vector each time, so
+// the vector may reallocate as it grows (string_views into it would dangle).
+template <class Record, std::string Record::*Name>
+class NameSet {
+ public:
+  explicit NameSet(const std::vector<Record>& records)
+      : set_(16, Hash{&records}, Equal{&records}) {}
+  /// Adds records[i]; false when an earlier record has the same name.
+  bool insert(std::size_t i) { return set_.insert(i).second; }
+
+ private:
+  struct Hash {
+    const std::vector<Record>* v;
+    std::size_t operator()(std::size_t i) const noexcept {
+      return std::hash<std::string_view>{}((*v)[i].*Name);
+    }
+  };
+  struct Equal {
+    const std::vector<Record>* v;
+    bool operator()(std::size_t a, std::size_t b) const noexcept {
+      return (*v)[a].*Name == (*v)[b].*Name;
+    }
+  };
+  std::unordered_set<std::size_t, Hash, Equal> set_;
+};
+
 class Parser {
  public:
   Parser(GgufBytes& bytes, std::string_view label) : bytes_(bytes), label_(label) {}
@@ -120,6 +150,7 @@ class Parser {
   std::uint64_t pos_ = 0;
   std::uint64_t n_tensors_ = 0;
   std::uint64_t n_kv_ = 0;
+  std::uint64_t metadata_bytes_ = 0;  // memory the decoded metadata takes (budgeted)
 
   [[nodiscard]] std::uint64_t remaining() const noexcept { return bytes_.size() - pos_; }
 
@@ -178,8 +209,31 @@ class Parser {
                       std::to_string(remaining()) + " are left in the file",
                   at, "gguf.string_length");
     }
-    out.resize(static_cast<std::size_t>(len));
-    return raw(out.data(), len, what);
+    DMEM_TRY(charge(len, at, what));
+    // Piecewise: a huge length backed by a hole costs memory only as bytes are really read.
+    out.clear();
+    for (std::uint64_t done = 0; done < len;) {
+      const std::uint64_t n = std::min(kStringChunk, len - done);
+      out.resize(static_cast<std::size_t>(done + n));
+      DMEM_TRY(raw(out.data() + done, n, what));
+      done += n;
+    }
+    return Status::ok();
+  }
+
+  // Charges decoded metadata against kGgufMaxMetadataBytes before it is built.
+  [[nodiscard]] Status charge(std::uint64_t bytes, std::uint64_t at, std::string_view what) {
+    if (bytes > detail::kGgufMaxMetadataBytes - metadata_bytes_) {
+      return fail(Errc::limit_exceeded,
+                  std::string(what) + ": the metadata would take more than " +
+                      std::to_string(detail::kGgufMaxMetadataBytes >> 20) +
+                      " MiB of memory once decoded",
+                  at, "gguf.metadata_size",
+                  "real GGUF metadata (tokenizers included) takes a few tens of MiB: the file is "
+                  "corrupt or crafted");
+    }
+    metadata_bytes_ += bytes;
+    return Status::ok();
   }
 
   Status header(GgufFile& file) {
@@ -254,7 +308,7 @@ class Parser {
   template <class T, class Decode>
   Status fixed_array(std::vector<T>& out, std::uint64_t count, std::uint64_t size, Decode decode,
                      std::string_view what) {
-    out.reserve(static_cast<std::size_t>(count));
+    // No reserve(count): the vector grows only as chunks are actually read.
     std::array<unsigned char, 4096> chunk{};
     const std::uint64_t per_chunk = chunk.size() / size;
     for (std::uint64_t done = 0; done < count;) {
@@ -319,9 +373,13 @@ class Parser {
     }
     const std::string what = "the array of key '" + key + "'";
     const std::uint64_t size = detail::gguf_scalar_size(elem);
+    // What the decoded elements take in memory (count is bounded above, so this cannot wrap).
+    const std::uint64_t elem_memory = elem == 8   ? sizeof(std::string)
+                                      : elem == 7 ? 1
+                                                  : sizeof(std::uint64_t);
+    DMEM_TRY(charge(count * elem_memory, count_at, "the array of key '" + key + "'"));
     if (elem == 8) {
       std::vector<std::string> values;
-      values.reserve(static_cast<std::size_t>(count));
       for (std::uint64_t i = 0; i < count; ++i) {
         values.emplace_back();
         DMEM_TRY(string(values.back(), "a string in " + what));
@@ -366,19 +424,19 @@ class Parser {
   }
 
   Status metadata(GgufFile& file) {
-    file.metadata.reserve(static_cast<std::size_t>(n_kv_));
-    std::unordered_set<std::string_view> keys;
-    keys.reserve(static_cast<std::size_t>(n_kv_));
+    // No reserve(n_kv_): the count is only a claim until each record has been read.
+    NameSet<GgufKv, &GgufKv::key> keys(file.metadata);
     for (std::uint64_t i = 0; i < n_kv_; ++i) {
       const std::uint64_t kv_at = pos_;
       file.metadata.emplace_back();
       GgufKv& kv = file.metadata.back();
       DMEM_TRY(string(kv.key, "a metadata key"));
+      DMEM_TRY(charge(sizeof(GgufKv), kv_at, "metadata key '" + kv.key + "'"));
       if (kv.key.empty()) {
         return fail(Errc::format_error, "metadata entry " + std::to_string(i) + " has an empty key",
                     kv_at, "gguf.key");
       }
-      if (!keys.insert(kv.key).second) {
+      if (!keys.insert(file.metadata.size() - 1)) {
         return fail(Errc::format_error, "metadata key '" + kv.key + "' appears twice", kv_at,
                     "gguf.duplicate_key");
       }
@@ -427,10 +485,70 @@ class Parser {
     return Status::ok();
   }
 
+  // Walks the tensor-info table reading only its length fields and counts the records that are
+  // really there (up to the first malformed one); the cursor is left where it was. Reserving that
+  // count is reserving for bytes already read, and avoids the 3x peak of a doubling vector.
+  std::uint64_t count_tensor_infos() {
+    const std::uint64_t start = pos_;
+    std::uint64_t n = 0;
+    for (; n < n_tensors_; ++n) {
+      std::uint64_t len = 0;
+      std::uint32_t n_dims = 0;
+      unsigned char skip[64];
+      if (!u64(len, "").is_ok() || len == 0 || len >= detail::kGgufMaxName) break;
+      if (!raw(skip, len, "").is_ok() || !u32(n_dims, "").is_ok()) break;
+      if (n_dims > detail::kGgufMaxDims || !raw(skip, 8ull * n_dims + 4 + 8, "").is_ok()) break;
+    }
+    pos_ = start;
+    return n;
+  }
+
+  // Byte offset of tensor info `index` (a table already validated up to it).
+  std::uint64_t tensor_info_offset(std::uint64_t table_start, std::uint64_t index) {
+    const std::uint64_t saved = pos_;
+    pos_ = table_start;
+    for (std::uint64_t i = 0; i < index; ++i) {
+      std::uint64_t len = 0;
+      std::uint32_t n_dims = 0;
+      unsigned char skip[64];
+      if (!u64(len, "").is_ok() || len >= detail::kGgufMaxName || !raw(skip, len, "").is_ok() ||
+          !u32(n_dims, "").is_ok() || n_dims > detail::kGgufMaxDims ||
+          !raw(skip, 8ull * n_dims + 4 + 8, "").is_ok())
+        break;
+    }
+    const std::uint64_t at = pos_;
+    pos_ = saved;
+    return at;
+  }
+
+  // Duplicate names, found by sorting indexes (4 bytes a tensor, not a hash node each); the
+  // error names the first tensor info, in file order, whose name appeared before.
+  Status check_duplicate_tensors(const GgufFile& file, std::uint64_t table_start) {
+    const auto& ts = file.tensors;
+    std::vector<std::uint32_t> order(ts.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      const int c = ts[a].name.compare(ts[b].name);
+      return c != 0 ? c < 0 : a < b;
+    });
+    std::uint64_t first = UINT64_MAX;
+    for (std::size_t k = 1; k < order.size(); ++k)
+      if (ts[order[k]].name == ts[order[k - 1]].name)
+        first = std::min<std::uint64_t>(first, order[k]);
+    if (first == UINT64_MAX) return Status::ok();
+    return fail(Errc::format_error, "the tensor name appears twice",
+                tensor_info_offset(table_start, first), "gguf.duplicate_tensor", kCorruptHint,
+                ts[first].name);
+  }
+
   Status tensor_infos(GgufFile& file) {
-    file.tensors.reserve(static_cast<std::size_t>(n_tensors_));
-    std::unordered_set<std::string_view> names;
-    names.reserve(static_cast<std::size_t>(n_tensors_));
+    const std::uint64_t table_start = pos_;
+    file.tensors.reserve(static_cast<std::size_t>(count_tensor_infos()));
+    DMEM_TRY(read_tensor_infos(file));
+    return check_duplicate_tensors(file, table_start);
+  }
+
+  Status read_tensor_infos(GgufFile& file) {
     std::uint64_t running = 0;  // expected offset of the next tensor (ggml: ctx->size)
     for (std::uint64_t i = 0; i < n_tensors_; ++i) {
       const std::uint64_t info_at = pos_;
@@ -449,10 +567,6 @@ class Parser {
       }
       t.name.resize(static_cast<std::size_t>(len));
       DMEM_TRY(raw(t.name.data(), len, "a tensor name"));
-      if (!names.insert(t.name).second) {
-        return fail(Errc::format_error, "the tensor name appears twice", info_at,
-                    "gguf.duplicate_tensor", kCorruptHint, t.name);
-      }
 
       const std::uint64_t dims_at = pos_;
       std::uint32_t n_dims = 0;

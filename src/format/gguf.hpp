@@ -18,6 +18,10 @@ inline constexpr std::uint32_t kGgufMaxAlignment = 1u << 20;
 inline constexpr std::uint64_t kGgufMaxName = 64;
 /// ggml's GGML_MAX_DIMS.
 inline constexpr std::uint32_t kGgufMaxDims = 4;
+/// Budget for decoded metadata (keys, values, array elements as held in memory). Real files,
+/// tokenizers included, take a few tens of MiB; the budget keeps a crafted array of bytes (each
+/// decoded to 8) from costing gigabytes.
+inline constexpr std::uint64_t kGgufMaxMetadataBytes = 256ull << 20;
 inline constexpr std::string_view kGgufAlignmentKey = "general.alignment";
 
 /// Bytes of one scalar of a metadata type; 0 for string, array and unknown ids.

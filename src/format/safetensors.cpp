@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <limits>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "dmem/checkpoint.hpp"
 #include "format/file_io.hpp"
 #include "format/json_util.hpp"
+#include "format/streamed_text.hpp"
 
 namespace dmem::detail {
 
@@ -90,7 +92,9 @@ class HeaderHandler {
  public:
   explicit HeaderHandler(std::string_view label) : label_(label) {}
 
-  std::vector<RawTensor> tensors;
+  // A deque: growing it never copies what was read, and the records are handed over one by
+  // one, so the peak stays near one copy of them (no vector doubling on huge headers).
+  std::deque<RawTensor> tensors;
   std::vector<std::pair<std::string, std::string>> metadata;
   Status error;  // set when a callback stopped the parse
 
@@ -405,11 +409,38 @@ Status check_prefix(std::uint64_t n, std::uint64_t file_size, std::string_view l
   return Status::ok();
 }
 
+Status bom_error(std::uint64_t at, std::string_view label) {
+  return header_error(Errc::format_error, "the header starts with a byte order mark", label,
+                      "safetensors.header.json", kFixHeaderHint)
+      .with_offset(at);
+}
+
+// Runs the streaming parse over [first, last); on failure says why (syntax, schema, or the
+// source's own error through `source_error`).
+template <class Iter, class SourceError>
+Status run_sax(Iter first, Iter last, HeaderHandler& handler, std::string_view label,
+               SourceError source_error) {
+  const bool ok = json::sax_parse(std::move(first), std::move(last), &handler,
+                                  json::input_format_t::json, true, false);
+  if (ok) return Status::ok();
+  if (Status s = source_error(); !s.is_ok()) return s;
+  if (handler.syntax_error_) {
+    return header_error(Errc::format_error,
+                        "the header is not valid JSON: " + handler.syntax_message_, label,
+                        "safetensors.header.json", kFixHeaderHint)
+        .with_offset(8 + handler.syntax_offset_);
+  }
+  if (!handler.error.is_ok()) return handler.error;
+  return header_error(Errc::internal, "the header parser stopped without a reason", label,
+                      "safetensors.header.json", "");
+}
+
+Result<SafetensorsFile> check_records(HeaderHandler& handler, std::uint64_t n,
+                                      std::uint64_t file_size, std::string_view label);
+
+// A header held in memory (parse_safetensors).
 Result<SafetensorsFile> parse_header(std::string_view header, std::uint64_t file_size,
                                      std::string_view label) {
-  const std::uint64_t n = header.size();
-  const std::uint64_t data_start = 8 + n;
-
   std::size_t bad = 0;
   if (!detail::is_valid_utf8(header, &bad)) {
     return header_error(Errc::format_error, "the header is not valid UTF-8", label,
@@ -422,29 +453,35 @@ Result<SafetensorsFile> parse_header(std::string_view header, std::uint64_t file
     while (i < header.size() &&
            (header[i] == ' ' || header[i] == '\t' || header[i] == '\n' || header[i] == '\r'))
       ++i;
-    if (header.substr(i).starts_with("\xEF\xBB\xBF")) {
-      return header_error(Errc::format_error, "the header starts with a byte order mark", label,
-                          "safetensors.header.json", kFixHeaderHint)
-          .with_offset(8 + i);
-    }
+    if (header.substr(i).starts_with("\xEF\xBB\xBF")) return bom_error(8 + i, label);
   }
-
   HeaderHandler handler(label);
-  const bool ok = json::sax_parse(header.begin(), header.end(), &handler,
-                                  json::input_format_t::json, true, false);
-  if (!ok) {
-    if (handler.syntax_error_) {
-      return header_error(Errc::format_error,
-                          "the header is not valid JSON: " + handler.syntax_message_, label,
-                          "safetensors.header.json", kFixHeaderHint)
-          .with_offset(8 + handler.syntax_offset_);
-    }
-    if (!handler.error.is_ok()) return handler.error;
-    return header_error(Errc::internal, "the header parser stopped without a reason", label,
-                        "safetensors.header.json", "");
-  }
+  DMEM_TRY(run_sax(header.begin(), header.end(), handler, label, [] { return Status::ok(); }));
+  return check_records(handler, header.size(), file_size, label);
+}
 
-  std::vector<RawTensor>& raw = handler.tensors;
+// A header streamed from the file in bounded chunks: memory holds one chunk plus the records,
+// and a malformed header stops the reading at the first bad chunk.
+Result<SafetensorsFile> parse_header(const detail::ReadFile& file, std::uint64_t n,
+                                     std::string_view label) {
+  detail::StreamedText text(file, 8, n);
+  if (text.peek(3) == "\xEF\xBB\xBF") return bom_error(8, label);
+  HeaderHandler handler(label);
+  DMEM_TRY(run_sax(text.begin(), text.end(), handler, label, [&]() -> Status {
+    if (text.utf8_error()) {
+      return header_error(Errc::format_error, "the header is not valid UTF-8", label,
+                          "safetensors.header.utf8", kFixHeaderHint)
+          .with_offset(8 + text.utf8_offset());
+    }
+    return text.error();
+  }));
+  return check_records(handler, n, file.size(), label);
+}
+
+Result<SafetensorsFile> check_records(HeaderHandler& handler, std::uint64_t n,
+                                      std::uint64_t file_size, std::string_view label) {
+  const std::uint64_t data_start = 8 + n;
+  std::deque<RawTensor>& raw = handler.tensors;
 
   // Duplicate names: nlohmann (and serde's map) would silently keep one of them.
   {
@@ -487,7 +524,9 @@ Result<SafetensorsFile> parse_header(std::string_view header, std::uint64_t file
   out.tensors.reserve(raw.size());
 
   std::uint64_t running_end = 0;
-  for (auto& t : raw) {
+  while (!raw.empty()) {
+    RawTensor t = std::move(raw.front());
+    raw.pop_front();  // frees the deque's blocks as the output vector fills
     if (t.begin != running_end) {
       const bool gap = t.begin > running_end;
       return header_error(
@@ -602,7 +641,17 @@ Result<SafetensorsFile> parse_safetensors(const void* bytes, std::size_t size,
 Result<SafetensorsFile> read_safetensors(std::string_view path) noexcept {
   auto file = detail::ReadFile::open(path);
   if (!file) return file.status();
-  const std::uint64_t file_size = file->size();
+  return detail::read_safetensors_file(*file);
+}
+
+}  // namespace v1
+}  // namespace dmem
+
+namespace dmem::detail {
+
+Result<SafetensorsFile> read_safetensors_file(const ReadFile& file) noexcept {
+  const std::string& path = file.path();
+  const std::uint64_t file_size = file.size();
   if (file_size < 8) {
     return header_error(Errc::format_error,
                         "the file is " + std::to_string(file_size) +
@@ -611,14 +660,11 @@ Result<SafetensorsFile> read_safetensors(std::string_view path) noexcept {
                         "the file is truncated or empty: re-download it");
   }
   unsigned char prefix[8];
-  DMEM_TRY(file->read_at(prefix, 8, 0));
-  const std::uint64_t n = detail::load_le64(prefix);
-  // Bound first (n <= min(file_size - 8, 100 MB)), allocate second.
+  DMEM_TRY(file.read_at(prefix, 8, 0));
+  const std::uint64_t n = load_le64(prefix);
+  // Bound first (n <= min(file_size - 8, 100 MB)), then stream: the header is never held whole.
   DMEM_TRY(check_prefix(n, file_size, path));
-  std::string header(static_cast<std::size_t>(n), '\0');
-  DMEM_TRY(file->read_at(header.data(), n, 8));
-  return parse_header(header, file_size, path);
+  return parse_header(file, n, path);
 }
 
-}  // namespace v1
-}  // namespace dmem
+}  // namespace dmem::detail

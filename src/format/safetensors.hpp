@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <span>
 
+#include "dmem/checkpoint.hpp"
 #include "dmem/dtype.hpp"
+#include "format/file_io.hpp"
 
 namespace dmem::detail {
 
@@ -22,5 +24,9 @@ enum class SizeCheck { ok, overflow, misaligned };
 /// bit count with checked arithmetic, then the whole-byte rule for sub-byte dtypes.
 [[nodiscard]] SizeCheck safetensors_nbytes(DType type, std::span<const std::uint64_t> shape,
                                            std::uint64_t& nbytes) noexcept;
+
+/// read_safetensors on a file already opened (so a caller that checked the file's identity
+/// reads that very file).
+[[nodiscard]] Result<SafetensorsFile> read_safetensors_file(const ReadFile& file) noexcept;
 
 }  // namespace dmem::detail

@@ -94,10 +94,11 @@ ComponentSummary summarize(const Component& component) {
   // (`blocks.3.scale_shift_table`) belong to it too. Numbered leaves (`to_out.0.weight`,
   // `mlp.0.weight`) never qualify. A UNet/VAE `mid_block` is one block of its own: it sits
   // between the down and up sequences and diffusers offloads it as one unit.
+  // Per tensor only pointers to interned names (map keys are stable): memory stays a small
+  // multiple of the header for checkpoints with hundreds of thousands of tensors.
   struct Candidate {
-    std::string prefix;
-    std::string block;
-    std::uint64_t index = 0;
+    const std::string* prefix = nullptr;  // key of seq_children
+    const std::string* block = nullptr;   // key of deep
   };
   std::vector<Candidate> cand(component.tensors.size());
   std::map<std::string, std::map<std::uint64_t, std::string>> seq_children;
@@ -112,33 +113,30 @@ ComponentSummary summarize(const Component& component) {
         if (j) prefix += '.';
         prefix += parts[j];
       }
-      Candidate c;
-      c.prefix = prefix;
-      c.index = 0;
-      if (!mid) std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), c.index);
-      c.block = mid ? prefix : prefix + "." + std::string(parts[i]);
-      seq_children[c.prefix][c.index] = c.block;
-      if (i + 2 < parts.size() || mid)
-        deep[c.block] = true;
-      else
-        deep.try_emplace(c.block, false);
-      cand[t] = std::move(c);
+      std::uint64_t index = 0;
+      if (!mid) std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), index);
+      std::string block = mid ? prefix : prefix + "." + std::string(parts[i]);
+      auto [deep_it, fresh] = deep.try_emplace(std::move(block), false);
+      if (i + 2 < parts.size() || mid) deep_it->second = true;
+      auto seq_it = seq_children.try_emplace(std::move(prefix)).first;
+      seq_it->second[index] = deep_it->first;
+      cand[t] = Candidate{&seq_it->first, &deep_it->first};
       break;
     }
   }
-  std::vector<std::string> block_of(component.tensors.size());
+  std::vector<const std::string*> block_of(component.tensors.size(), nullptr);
   std::unordered_map<std::string, int> block_index;
   std::vector<std::pair<std::size_t, std::string>> first_seen;  // tensor order of sequences
   {
     std::unordered_map<std::string, std::size_t> seq_first;
     for (std::size_t t = 0; t < component.tensors.size(); ++t) {
       const auto& c = cand[t];
-      if (c.block.empty() || !deep[c.block]) continue;
+      if (c.block == nullptr || !deep[*c.block]) continue;
       // A container with a single numbered child is not a repeated block (mid_block excepted).
-      const bool mid = c.block == c.prefix;
-      if (!mid && seq_children[c.prefix].size() < 2) continue;
+      const bool mid = *c.block == *c.prefix;
+      if (!mid && seq_children[*c.prefix].size() < 2) continue;
       block_of[t] = c.block;
-      if (seq_first.emplace(c.prefix, t).second) first_seen.emplace_back(t, c.prefix);
+      if (seq_first.emplace(*c.prefix, t).second) first_seen.emplace_back(t, *c.prefix);
     }
   }
   for (const auto& [first, prefix] : first_seen) {
@@ -156,7 +154,7 @@ ComponentSummary summarize(const Component& component) {
 
   // Pass 2: accumulate component, dtype, block and leaf sizes.
   std::map<DType, std::uint64_t> by_dtype;
-  std::unordered_map<std::string, LeafAcc> leaves;
+  std::unordered_map<std::string_view, LeafAcc> leaves;  // views into the tensor names
   for (std::size_t t = 0; t < component.tensors.size(); ++t) {
     const auto& ti = component.tensors[t];
     const std::uint64_t params = ti.elements();
@@ -165,8 +163,8 @@ ComponentSummary summarize(const Component& component) {
     s.bytes += ti.nbytes;
     by_dtype[ti.dtype] += ti.nbytes;
     int bi = -1;
-    if (!block_of[t].empty()) {
-      bi = block_index[block_of[t]];
+    if (block_of[t] != nullptr) {
+      bi = block_index[*block_of[t]];
       auto& b = s.blocks[static_cast<std::size_t>(bi)];
       b.bytes += ti.nbytes;
       b.params += params;
@@ -176,7 +174,9 @@ ComponentSummary summarize(const Component& component) {
       s.non_block_bytes += ti.nbytes;
     }
     auto dot = ti.name.rfind('.');
-    std::string module = dot == std::string::npos ? ti.name : ti.name.substr(0, dot);
+    const std::string_view module = dot == std::string::npos
+                                        ? std::string_view(ti.name)
+                                        : std::string_view(ti.name).substr(0, dot);
     std::string_view param =
         dot == std::string::npos ? std::string_view{} : std::string_view(ti.name).substr(dot + 1);
     auto [it, inserted] = leaves.try_emplace(module);
@@ -192,15 +192,17 @@ ComponentSummary summarize(const Component& component) {
     }
   }
 
-  std::vector<std::pair<std::size_t, std::string>> order;
+  std::vector<std::pair<std::size_t, const std::pair<const std::string_view, LeafAcc>*>> order;
   order.reserve(leaves.size());
-  for (const auto& [name, acc] : leaves) order.emplace_back(acc.order, name);
-  std::sort(order.begin(), order.end());
+  for (const auto& entry : leaves) order.emplace_back(entry.second.order, &entry);
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  s.leaves.reserve(order.size());
   for (const auto& entry : order) {
-    const std::string& name = entry.second;  // named, not a structured binding: lambdas capture it
-    const auto& acc = leaves[name];
+    const std::string_view name = entry.second->first;  // not a structured binding: lambdas use it
+    const LeafAcc& acc = entry.second->second;
     LeafInfo leaf;
-    leaf.name = name;
+    leaf.name = std::string(name);
     leaf.bytes = acc.bytes;
     leaf.params = acc.params;
     leaf.block = acc.block;
@@ -223,7 +225,7 @@ ComponentSummary summarize(const Component& component) {
     }
     if (leaf.bytes > s.max_leaf_bytes) {
       s.max_leaf_bytes = leaf.bytes;
-      s.largest_leaf = name;
+      s.largest_leaf = std::string(name);
     }
     s.leaves.push_back(std::move(leaf));
   }

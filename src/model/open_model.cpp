@@ -1,6 +1,8 @@
 // open_model: one entry point for every input dmem reads (docs/inputs.md). Dispatches on what
 // the path is; reads headers only.
+#include <sys/stat.h>
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -13,6 +15,7 @@
 #include "dmem/checkpoint.hpp"
 #include "dmem/model.hpp"
 #include "format/diffusers.hpp"
+#include "format/file_io.hpp"
 #include "format/single_file.hpp"
 #include "model/arch_from_config.hpp"
 
@@ -115,8 +118,8 @@ std::string sibling_config(const std::string& path) {
   detail::WeightName w;
   if (!detail::parse_weight_name(fs::path(path).filename().string(), w)) return {};
   const std::string config_path = (fs::path(path).parent_path() / "config.json").string();
-  std::error_code ec;
-  return fs::is_regular_file(config_path, ec) ? config_path : std::string();
+  // Present in any form: a folder or FIFO named config.json is then reported, not skipped.
+  return detail::path_present(config_path) ? config_path : std::string();
 }
 
 // A standard weights file opened directly: the component is its folder, described by the
@@ -211,8 +214,7 @@ Result<Model> open_gguf(const std::string& path) {
 }
 
 Result<Model> open_folder(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_regular_file(fs::path(path) / "model_index.json", ec)) {
+  if (detail::path_present((fs::path(path) / "model_index.json").string())) {
     auto m = detail::read_diffusers_pipeline(path);
     if (!m) return m.status();
     m->name = path;
@@ -222,7 +224,7 @@ Result<Model> open_folder(const std::string& path) {
   }
   // A component folder: config.json and weights (config.json alone explains a missing-weights
   // error better than "unsupported").
-  const bool has_config = fs::is_regular_file(fs::path(path) / "config.json", ec);
+  const bool has_config = detail::path_present((fs::path(path) / "config.json").string());
   auto weights = detail::find_component_weights(path);
   if (!weights && (has_config || weights.status().code() != Errc::not_found))
     return weights.status();
@@ -251,24 +253,27 @@ Result<Model> open_model(std::string_view path_or_name) noexcept {
         .with_rule("open.empty")
         .with_hint(std::string(kAccepted));
   }
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) {
+  if (path.find('\0') != std::string::npos) {
+    return Status(Errc::invalid_argument, "the path contains a NUL byte")
+        .with_file(path)
+        .with_rule("file.path")
+        .with_hint("pass a path without NUL bytes");
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
     for (const auto& e : catalog_entries())
       if (e.name == path) return catalog_model(path);
+    // Only a missing path is "not found"; ELOOP, ENAMETOOLONG, EACCES … keep the OS's reason.
+    if (err != ENOENT) return detail::os_error("cannot open", path, err);
     // to_string() prints the path first: "NAME: not an existing file or folder, nor ...".
     return Status(Errc::not_found, "not an existing file or folder, nor a built-in model name")
         .with_file(path)
         .with_rule("open.not_found")
         .with_hint("built-in models: " + catalog_names() + " (see dmem models)");
   }
-  if (fs::is_directory(st)) return open_folder(path);
-  if (!fs::is_regular_file(st)) {
-    return Status(Errc::unsupported, "not a regular file or folder")
-        .with_file(path)
-        .with_rule("open.unsupported")
-        .with_hint(std::string(kAccepted));
-  }
+  if (S_ISDIR(st.st_mode)) return open_folder(path);
+  if (!S_ISREG(st.st_mode)) return detail::not_regular_error(path, st.st_mode);
 
   const std::string name = fs::path(path).filename().string();
   detail::WeightName w;
