@@ -5,8 +5,9 @@
 // peaks do not mix. The files are generated here with sparse data sections (only headers are
 // real bytes). Target: peak ≤ 4 × header bytes + 64 MiB for every format.
 //
-//   bench_header_memory [--tensors N] [--dir DIR] [--keep 1]   (default 250000 tensors per format;
-//   --keep leaves the generated files in DIR, e.g. to time `dmem inspect` on them)
+//   bench_header_memory [--tensors N] [--dir DIR] [--keep 1] [--json FILE]
+//   (default 250000 tensors per format; --keep leaves the generated files in DIR, e.g. to time
+//   `dmem inspect` on them)
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_report.hpp"
 #include "dmem/checkpoint.hpp"
 #include "dmem/model.hpp"
 #include "dmem/module_tree.hpp"
@@ -217,6 +219,8 @@ Peak measure(const std::function<bool()>& parse) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string json = dmem::bench::take_json_flag(argc, argv);
+  dmem::bench::Report report("bench_header_memory");
   std::size_t tensors = 250000;
   bool keep = false;
   fs::path dir = fs::temp_directory_path() / ("dmem-bench-header-" + std::to_string(::getpid()));
@@ -288,9 +292,12 @@ int main(int argc, char** argv) {
                            : "OVER",
                   p.seconds);
       if (list != &open_rows && (!p.ok || !within)) ++failures;
+      report.result(std::string(r.format) + " peak growth MB", static_cast<double>(p.growth) * mb);
+      report.ratio(std::string(r.format) + " x header", ratio);
     }
   }
   std::error_code ec;
   if (!keep) fs::remove_all(dir, ec);
+  if (!report.write(json)) return 1;
   return failures == 0 ? 0 : 1;
 }
