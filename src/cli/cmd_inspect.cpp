@@ -10,6 +10,7 @@
 #include "core/text_escape.hpp"
 #include "dmem/model.hpp"
 #include "dmem/module_tree.hpp"
+#include "format/json_util.hpp"
 
 namespace dmem::cli {
 
@@ -47,8 +48,7 @@ std::string shape_text(const TensorInfo& t) {
   return out + "]";
 }
 
-nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& sums,
-                       bool tensors) {
+nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& sums) {
   nlohmann::json j;
   j["model"] = model.name;
   j["source"] = model.source;
@@ -78,20 +78,43 @@ nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& 
     nlohmann::json dt = nlohmann::json::object();
     for (const auto& [d, b] : s.bytes_by_dtype) dt[std::string(dtype_name(d))] = b;
     cj["dtypes"] = dt;
-    if (tensors) {
-      cj["tensor_list"] = nlohmann::json::array();
-      for (const auto& t : c.tensors) {
-        cj["tensor_list"].push_back({{"name", t.name},
-                                     {"dtype", std::string(dtype_name(t.dtype))},
-                                     {"shape", t.shape},
-                                     {"bytes", t.nbytes}});
-      }
-    }
     j["components"].push_back(std::move(cj));
   }
   j["total_bytes"] = total;
   j["params"] = params;
   return j;
+}
+
+void write_out(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+}
+
+// `--json --tensors`: a checkpoint can hold millions of tensors, and a document tree of them costs
+// about ten times the header. The summary stays a (small) tree; each component's "tensor_list"
+// is written entry by entry, so memory stays what opening the model costs.
+void print_json_with_tensors(const Model& model, const nlohmann::json& summary) {
+  write_out("{\n  \"components\": [");
+  const auto& comps = summary["components"];
+  for (std::size_t i = 0; i < comps.size(); ++i) {
+    std::string head = detail::dump_json(comps[i]);  // compact "{...}": reopen it for the list
+    head.pop_back();
+    write_out(std::string(i ? "," : "") + "\n    " + head + ", \"tensor_list\": [");
+    const auto& list = model.components[i].tensors;
+    for (std::size_t k = 0; k < list.size(); ++k) {
+      const auto& t = list[k];
+      const nlohmann::json tj = {{"name", t.name},
+                                 {"dtype", std::string(dtype_name(t.dtype))},
+                                 {"shape", t.shape},
+                                 {"bytes", t.nbytes}};
+      write_out(std::string(k ? "," : "") + "\n      " + detail::dump_json(tj));
+    }
+    write_out("\n    ]}");
+  }
+  write_out("\n  ]");
+  for (const auto& [key, value] : summary.items())
+    if (key != "components")
+      write_out(",\n  " + detail::dump_json(key) + ": " + detail::dump_json(value));
+  write_out("\n}\n");
 }
 
 }  // namespace
@@ -134,7 +157,10 @@ int run_inspect(const Args& args) {
   for (const auto& c : model->components) sums.push_back(summarize(c));
 
   if (json) {
-    print_json(to_json(*model, sums, tensors));
+    if (tensors)
+      print_json_with_tensors(*model, to_json(*model, sums));
+    else
+      print_json(to_json(*model, sums));
     return 0;
   }
   std::uint64_t total = 0, params = 0;

@@ -575,4 +575,48 @@ TEST_CASE("hostile: header parsing memory stays within 4x the header", "[hostile
   }
 }
 
+// Peak RSS of `dmem ARGS > /dev/null`, in KiB, from the child's own rusage.
+long cli_peak_kib(const std::vector<std::string>& args) {
+  const std::string cli = test::cli_path();
+  std::vector<char*> argv{const_cast<char*>(cli.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, 1);
+    ::execv(cli.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  return usage.ru_maxrss;
+}
+
+TEST_CASE("hostile: inspect --json --tensors costs no more memory than the summary",
+          "[hostile][cli]") {
+  // The tensor list is written entry by entry: listing 60k tensors must not build a document
+  // tree of them (about ten times the header).
+  TempDir dir;
+  constexpr std::size_t n = 60000;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < n; ++i)
+    names.push_back("transformer_blocks." + std::to_string(i / 8) + ".ff.net_" +
+                    std::to_string(i % 8) + ".weight");
+  std::vector<float> data(4, 0.0f);
+  std::vector<TensorData> tensors;
+  for (std::size_t i = 0; i < n; ++i)
+    tensors.push_back({names[i], DType::f32, {2, 2}, data.data(), 16});
+  const std::string st = dir.file("model.safetensors");
+  REQUIRE(write_safetensors(st, tensors).is_ok());
+  const long summary = cli_peak_kib({"inspect", st, "--json"});
+  const long listed = cli_peak_kib({"inspect", st, "--json", "--tensors"});
+  INFO("peak RSS: --json " << summary << " KiB, --json --tensors " << listed << " KiB");
+  if (kMeasureRss) CHECK(listed <= summary + summary / 4 + 8 * 1024);
+}
+
 }  // namespace
