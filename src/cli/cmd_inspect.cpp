@@ -36,7 +36,10 @@ std::string dtype_cell(const ComponentSummary& s) {
   for (const auto& [dt, bytes] : s.bytes_by_dtype) {
     if (!out.empty()) out += ", ";
     out += std::string(dtype_name(dt));
-    if (s.bytes_by_dtype.size() > 1) out += " " + format_gb(bytes);
+    if (s.bytes_by_dtype.size() > 1) {
+      out += ' ';
+      out += format_gb(bytes);
+    }
   }
   return out.empty() ? "-" : out;
 }

@@ -53,8 +53,10 @@ TEST_CASE("a kernel runs from this build's architectures", "[cuda]") {
 TEST_CASE("the build reports every CUDA architecture it was configured with", "[cuda_probe]") {
   // DMEM_TEST_CUDA_ARCHS is CMake's list reduced to numbers ("75,80,...", empty for CPU builds).
   std::string expected;
-  for (int a : detail::cuda_compiled_archs())
-    expected += (expected.empty() ? "" : ",") + std::to_string(a);
+  for (int a : detail::cuda_compiled_archs()) {
+    if (!expected.empty()) expected += ',';
+    expected += std::to_string(a);
+  }
   CHECK(expected == DMEM_TEST_CUDA_ARCHS);
   CHECK(detail::cuda_compiled() == !expected.empty());
 }

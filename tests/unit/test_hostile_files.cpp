@@ -196,7 +196,7 @@ TEST_CASE("hostile: one shard under many spellings is read once", "[hostile]") {
   std::vector<float> v(n, 1.0f);
   std::vector<TensorData> tensors;
   std::vector<std::string> names;
-  for (int i = 0; i < n; ++i) names.push_back("t" + std::to_string(i));
+  for (int i = 0; i < n; ++i) names.push_back(std::string("t").append(std::to_string(i)));
   for (int i = 0; i < n; ++i) tensors.push_back({names[i], DType::f32, {1}, &v[i], 4});
   REQUIRE(write_safetensors(dir.file("x.safetensors"), tensors).is_ok());
   std::string index = "{\"weight_map\":{";
@@ -204,7 +204,8 @@ TEST_CASE("hostile: one shard under many spellings is read once", "[hostile]") {
     std::string spelling;
     for (int k = 0; k < i / 2; ++k) spelling += (i % 2 == 0) ? "./" : ".//";
     spelling += "x.safetensors";
-    index += (i ? "," : "") + std::string("\"") + names[i] + "\":\"" + spelling + "\"";
+    if (i) index += ',';
+    index.append("\"").append(names[i]).append("\":\"").append(spelling).append("\"");
   }
   index += "}}";
   const std::string index_path = dir.file("model.safetensors.index.json");

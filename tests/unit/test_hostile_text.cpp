@@ -111,7 +111,9 @@ TEST_CASE("the CLI prints one escaped line for a file with a hostile name",
   const std::string raw = dir.file("x\n\x1b[2J.safetensors");
   dmem::test::write_file(raw, std::string_view("\x08\x00\x00\x00\x00\x00\x00\x00{}", 10));
   std::string err;
-  const std::string arg = "\"" + dir.path().string() + "/$(printf 'x\\n\\033[2J.safetensors')\"";
+  const std::string arg = std::string("\"")
+                              .append(dir.path().string())
+                              .append("/$(printf 'x\\n\\033[2J.safetensors')\"");
   const int rc = dmem::test::run_command(dmem::test::cli_path() + " inspect " + arg, &err);
   INFO(err);
   CHECK(rc == 2);

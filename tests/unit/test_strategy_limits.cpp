@@ -103,7 +103,7 @@ TEST_CASE("validate refuses an oversized strategy built in code", "[hostile][str
   dmem::Strategy st;
   st.components.resize(100000);
   for (std::size_t i = 0; i < st.components.size(); ++i)
-    st.components[i].component = "c" + std::to_string(i);
+    st.components[i].component = std::string("c").append(std::to_string(i));
   dmem::Hardware hw;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = dmem::validate(*model, st, hw, dmem::Workload{}, dmem::PlanOptions{});
