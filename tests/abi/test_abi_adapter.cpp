@@ -181,6 +181,10 @@ TEST_CASE("adapter: a returned error arrives as status and message", "[abi]") {
   CHECK(q->create(&four.c, &inst, &e.err) == DMEM_PLUGIN_UNSUPPORTED);
   CHECK(e.text() == "only bits=8 is implemented");
 
+  Params short_params{{"bits", "8"}};
+  short_params.c.struct_size = 8;
+  CHECK(q->create(&short_params.c, &inst, &e.err) == DMEM_PLUGIN_INVALID_ARGUMENT);
+  CHECK(e.text() == "params struct_size is too small");
   REQUIRE(q->create(nullptr, &inst, nullptr) == DMEM_PLUGIN_OK);  // no params, no error buffer
   std::vector<float> v(4);
   dmem_plugin_tensor t = f32_tensor(v, {2, 2});

@@ -237,6 +237,8 @@ class QuantizerAdapter {
                              dmem_plugin_error* err) noexcept {
     if (!instance) return detail::fail(err, DMEM_PLUGIN_INVALID_ARGUMENT, "instance is NULL");
     *instance = nullptr;
+    if (params && params->struct_size < sizeof(dmem_plugin_params))
+      return detail::fail(err, DMEM_PLUGIN_INVALID_ARGUMENT, "params struct_size is too small");
     return detail::guarded("create", err, [&]() -> Outcome {
       std::unique_ptr<Instance> in(new (std::nothrow) Instance());
       if (!in) return {DMEM_PLUGIN_OUT_OF_MEMORY, "out of memory"};
