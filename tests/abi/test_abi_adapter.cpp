@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -314,4 +316,14 @@ TEST_CASE("adapter: DMEM_QUANTIZER_PLUGIN exports probe and entry (built without
   CHECK(d->quantizer->stored_bytes(inst, &t, &bytes, nullptr) == DMEM_PLUGIN_OK);
   CHECK(bytes == 6);
   d->quantizer->destroy(inst);
+}
+
+TEST_CASE("docs/plugin-guide.md shows the example plugin as it is tested", "[abi]") {
+  auto read = [](const std::string& path) {
+    std::ifstream in(std::string(DMEM_SOURCE_DIR) + "/" + path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string code = read("tests/abi/int8_row_quantizer.hpp");
+  REQUIRE(code.size() > 1000);
+  CHECK(read("docs/plugin-guide.md").find(code) != std::string::npos);
 }
