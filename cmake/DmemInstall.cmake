@@ -26,7 +26,11 @@ install(FILES ${PROJECT_BINARY_DIR}/dmemConfig.cmake ${PROJECT_BINARY_DIR}/dmemC
 # pkg-config: the prefix is found from the .pc file's own place, so the tree can be moved.
 file(RELATIVE_PATH DMEM_PC_TO_PREFIX /${DMEM_PKGCONFIG_DIR} /)
 string(REGEX REPLACE "/$" "" DMEM_PC_TO_PREFIX "${DMEM_PC_TO_PREFIX}")
+# libdl for plugin loading (an empty stub on glibc >= 2.34, still needed on older systems).
 set(DMEM_PC_PRIVATE_LIBS "-lspdlog -lfmt -pthread")
+foreach(l IN LISTS CMAKE_DL_LIBS)
+  string(APPEND DMEM_PC_PRIVATE_LIBS " -l${l}")
+endforeach()
 if(DMEM_HAVE_CUDA)
   string(APPEND DMEM_PC_PRIVATE_LIBS " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt")
 endif()

@@ -1,0 +1,112 @@
+// Plugin libraries are opened with Boost.DLL through its error_code overloads (libdmem builds
+// without exceptions). Symbols are looked up with has() and then dlsym on the native handle:
+// shared_library::get reports a missing symbol by throwing.
+#define BOOST_DLL_USE_STD_FS
+#include "plugin_host/plugin_library.hpp"
+
+#include <dlfcn.h>
+
+#include <boost/dll/shared_library.hpp>
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+#include "plugin_host/abi_check.hpp"
+
+namespace dmem::detail {
+
+namespace {
+
+std::mutex& load_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// Every library ever loaded, kept until the process ends: never unloaded, not even at exit
+// (deliberately leaked, so no static destructor runs dlclose while plugin code may still run).
+std::vector<std::shared_ptr<const void>>& kept_libraries() {
+  static auto* kept = new std::vector<std::shared_ptr<const void>>();
+  return *kept;
+}
+
+Status load_error(Errc code, std::string message, const char* rule, std::string hint,
+                  const std::string& path) {
+  return Status(code, std::move(message))
+      .with_rule(rule)
+      .with_hint(std::move(hint))
+      .with_file(path);
+}
+
+void* symbol(const boost::dll::shared_library& lib, const char* name) {
+  return lib.has(name) ? dlsym(lib.native(), name) : nullptr;
+}
+
+}  // namespace
+
+Result<LoadedPlugin> load_plugin(const std::string& path, const dmem_plugin_host& host) noexcept {
+  const std::lock_guard<std::mutex> lock(load_mutex());
+  std::error_code fs_ec;
+  if (!std::filesystem::is_regular_file(path, fs_ec))
+    return load_error(Errc::not_found, "plugin library not found", "plugin.load",
+                      "check the plugin path", path);
+
+  // RTLD_LOCAL: every plugin defines the same two symbols. RTLD_NOW: a missing dependency fails
+  // here, not at some later call.
+  boost::dll::fs::error_code ec;
+  auto lib = std::make_shared<boost::dll::shared_library>(
+      boost::dll::fs::path(path),
+      boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now, ec);
+  if (ec || !lib->is_loaded()) {
+    const char* why = dlerror();
+    return load_error(Errc::format_error,
+                      std::string("cannot load plugin library: ") + (why ? why : ec.message()),
+                      "plugin.load",
+                      "the file must be a shared library built for this platform, with every "
+                      "library it needs findable",
+                      path);
+  }
+
+  const auto probe_fn =
+      reinterpret_cast<dmem_plugin_probe_fn>(symbol(*lib, DMEM_PLUGIN_PROBE_SYMBOL));
+  const auto entry_fn =
+      reinterpret_cast<dmem_plugin_entry_fn>(symbol(*lib, DMEM_PLUGIN_ENTRY_SYMBOL));
+  if (!probe_fn || !entry_fn)
+    return load_error(Errc::format_error,
+                      std::string("not a dmem plugin: it does not export ") +
+                          (probe_fn ? DMEM_PLUGIN_ENTRY_SYMBOL : DMEM_PLUGIN_PROBE_SYMBOL),
+                      "plugin.symbol",
+                      "a plugin exports dmem_plugin_probe and dmem_plugin_entry "
+                      "(DMEM_QUANTIZER_PLUGIN in dmem/plugin/plugin.hpp defines both)",
+                      path);
+
+  const dmem_plugin_probe_info* probe = probe_fn();
+  DMEM_TRY(check_probe(probe, path));
+
+  char message[512] = {};
+  dmem_plugin_error err{};
+  err.struct_size = sizeof(err);
+  err.capacity = sizeof(message);
+  err.message = message;
+  const dmem_plugin_descriptor* descriptor = nullptr;
+  const std::int32_t rc = entry_fn(&host, &descriptor, &err);
+  message[sizeof(message) - 1] = '\0';  // whatever the plugin wrote, the host reads a C string
+  if (rc != DMEM_PLUGIN_OK) {
+    // Plugin status codes are Errc values; anything else is the plugin's bug.
+    const bool known = rc > 0 && rc <= DMEM_PLUGIN_INTERNAL &&
+                       rc != static_cast<std::int32_t>(Errc::validation_failed);
+    return load_error(known ? static_cast<Errc>(rc) : Errc::internal,
+                      std::string("dmem_plugin_entry failed: ") + message, "plugin.entry",
+                      "see the plugin's message; the plugin refused to start", path);
+  }
+  DMEM_TRY(check_descriptor(descriptor, *probe, path));
+
+  LoadedPlugin loaded;
+  loaded.library = lib;
+  loaded.path = path;
+  loaded.probe = probe;
+  loaded.descriptor = descriptor;
+  kept_libraries().push_back(loaded.library);
+  return loaded;
+}
+
+}  // namespace dmem::detail

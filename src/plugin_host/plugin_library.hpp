@@ -1,0 +1,30 @@
+// Internal: loading a plugin shared library by path and handing back what passed the host checks
+// (abi_check.hpp). Boost.DLL stays inside plugin_library.cpp.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dmem/plugin/abi.h"
+#include "dmem/status.hpp"
+
+namespace dmem::detail {
+
+/// A plugin library that was loaded and accepted. Every object made from it must hold `library`:
+/// it keeps the code mapped. Libraries are also never unloaded (the loader keeps a reference until
+/// the process ends), so a plugin's static data and threads cannot outlive its code at exit.
+struct LoadedPlugin {
+  std::shared_ptr<const void> library;
+  std::string path;
+  const dmem_plugin_probe_info* probe = nullptr;
+  const dmem_plugin_descriptor* descriptor = nullptr;
+};
+
+/// Loads the library at `path`, checks its probe before running any other plugin code, calls
+/// dmem_plugin_entry with `host` (which must outlive the plugin) and checks the descriptor.
+/// Loads are serialised. Rule ids: plugin.load (not loadable), plugin.symbol (an entry symbol is
+/// missing), plugin.entry (dmem_plugin_entry failed), and those of check_probe/check_descriptor.
+[[nodiscard]] Result<LoadedPlugin> load_plugin(const std::string& path,
+                                               const dmem_plugin_host& host) noexcept;
+
+}  // namespace dmem::detail
