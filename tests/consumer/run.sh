@@ -27,19 +27,25 @@ else
   cmake --install "$build" --prefix "$prefix" >/dev/null
 fi
 
-# Installed public headers include only the standard library and each other, and each compiles
-# on its own with nothing but the prefix on the include path.
-bad="$(grep -hE '^[[:space:]]*#[[:space:]]*include' "$prefix"/include/dmem/*.hpp |
-  grep -vE '#[[:space:]]*include[[:space:]]*(<[a-z_]+>|[<"]dmem/[a-z_/]+\.hpp[>"])' || true)"
+# Installed public headers include only the standard library and each other (the plugin ABI,
+# a C header, only <stddef.h> and <stdint.h>), and each compiles on its own with nothing but the
+# prefix on the include path.
+headers=("$prefix"/include/dmem/*.hpp "$prefix"/include/dmem/plugin/*.h "$prefix"/include/dmem/plugin/*.hpp)
+[ -f "$prefix/include/dmem/plugin/abi.h" ] || { echo "consumer: plugin/abi.h not installed" >&2; exit 1; }
+bad="$(grep -hE '^[[:space:]]*#[[:space:]]*include' "${headers[@]}" |
+  grep -vE '#[[:space:]]*include[[:space:]]*(<[a-z_]+>|<std(def|int)\.h>|[<"]dmem/[a-z_/]+\.hp?p?[>"])' || true)"
 if [ -n "$bad" ]; then
   echo "consumer: installed headers include more than the standard library:" >&2
   echo "$bad" >&2
   exit 1
 fi
-for h in "$prefix"/include/dmem/*.hpp; do
-  echo "#include <dmem/$(basename "$h")>" |
+for h in "${headers[@]}"; do
+  rel="${h#"$prefix"/include/}"
+  echo "#include <$rel>" |
     c++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I "$prefix/include" -x c++ -
 done
+echo '#include <dmem/plugin/abi.h>' |
+  cc -std=c99 -pedantic -fsyntax-only -Wall -Wextra -Werror -I "$prefix/include" -x c -
 
 # The shared library: versioned SONAME, and no CUDA runtime symbol exported (a host may link its own).
 so="$(find "$prefix" -name 'libdmem.so.*.*.*' | head -n 1)"

@@ -382,7 +382,9 @@ TEST_CASE("safetensors: a file claiming a 90 MB header but 100 bytes long fails 
     rlimit rl{limit, limit};
     if (vm_kib == 0 || ::setrlimit(RLIMIT_AS, &rl) != 0) ::_exit(3);
     // Control: the limit really forbids a 90 MB block.
-    char* probe = new (std::nothrow) char[90'000'000];
+    // Stored through a volatile pointer: otherwise clang may elide the unused allocation.
+    static char* volatile probe = nullptr;
+    probe = new (std::nothrow) char[90'000'000];
     if (probe != nullptr) ::_exit(2);
     auto child = read_safetensors(path);
     ::_exit(!child.has_value() && child.status().rule() == "safetensors.header.past_eof" ? 0 : 1);
