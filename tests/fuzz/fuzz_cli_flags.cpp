@@ -16,12 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     else
       args.back().push_back(static_cast<char>(data[i]));
   }
-  for (const auto& a : args)
-    if (a == "--help" || a == "-h") return 0;  // prints the flags; nothing to parse
-
   namespace po = dmem::cli::po;
   po::options_description desc("flags");
-  desc.add_options()("help,h", "this text")("model", po::value<std::string>(), "model");
+  // No --help here: it would print the flags (abbreviations such as --he included) on every hit.
+  desc.add_options()("model", po::value<std::string>(), "model");
   dmem::cli::add_machine_options(desc);
   po::variables_map vm;
   bool help = false;
