@@ -13,6 +13,7 @@ install(TARGETS dmem EXPORT dmemTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 install(TARGETS dmem_static EXPORT dmemTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
+install(TARGETS dmem_plugin_api EXPORT dmemTargets)
 install(EXPORT dmemTargets NAMESPACE dmem:: DESTINATION ${DMEM_CMAKE_DIR} COMPONENT dev)
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/dmemConfig.cmake.in
@@ -21,6 +22,7 @@ configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/dmemConfig.cmake.in
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/dmemConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/dmemConfig.cmake ${PROJECT_BINARY_DIR}/dmemConfigVersion.cmake
+  ${CMAKE_CURRENT_LIST_DIR}/DmemPlugin.cmake ${CMAKE_CURRENT_LIST_DIR}/dmem_plugin.map
   DESTINATION ${DMEM_CMAKE_DIR} COMPONENT dev)
 
 # pkg-config: the prefix is found from the .pc file's own place, so the tree can be moved.

@@ -72,6 +72,19 @@ for kind in shared static; do
   check "find_package $kind" "$work/cmake-$kind/consumer"
 done
 
+# The plugin built with dmem_add_plugin(): exactly the two entry symbols, and no libdmem.
+plugin="$work/cmake-shared/consumer_plugin.so"
+exported="$(nm -D --defined-only "$plugin" | awk '{print $3}' | sort | tr '\n' ' ')"
+if [ "$exported" != "dmem_plugin_entry dmem_plugin_probe " ]; then
+  echo "consumer: $plugin exports '$exported', not just the two entry symbols" >&2
+  exit 1
+fi
+if ldd "$plugin" | grep -q libdmem; then
+  echo "consumer: $plugin links libdmem; a plugin needs only the headers" >&2
+  exit 1
+fi
+echo "consumer plugin: dmem_add_plugin() made $(basename "$plugin") exporting $exported"
+
 export PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name dmem.pc | head -n 1)")"
 libdir="$(pkg-config --variable=libdir dmem)"
 mkdir -p "$work/pc-shared" "$work/pc-static"
