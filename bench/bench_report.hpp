@@ -27,8 +27,8 @@ class Report {
     nlohmann::json j = {{"bench", name_}, {"results", results_}, {"ratios", ratios_}};
     std::FILE* f = std::fopen(path.c_str(), "w");
     const std::string text = j.dump(2) + "\n";
-    const bool ok = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    if (f != nullptr && std::fclose(f) != 0) return false;
+    bool ok = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) ok = std::fclose(f) == 0 && ok;
     if (!ok) std::fprintf(stderr, "%s: cannot write %s\n", name_.c_str(), path.c_str());
     return ok;
   }

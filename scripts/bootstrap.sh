@@ -4,19 +4,20 @@
 #   scripts/bootstrap.sh            install + build (build/, binary at build/bin/dmem)
 #   scripts/bootstrap.sh --test     install + build + all tests (ctest), install + consumer test,
 #                                   an ASan/UBSan build of the tests, short fuzz runs of the parsers,
-#                                   and compile-only builds that cover every build type and compiler
+#                                   and builds that cover the other build types and clang (GCC Release
+#                                   + Debian package, clang MinSizeRel + unit suite)
 #
 # Environment: DMEM_BUILD_DIR (default build), DMEM_CUDA (AUTO|ON|OFF, default AUTO),
 # DMEM_CUDA_ARCHS (default: every architecture from sm_75 to sm_120 plus PTX),
 # DMEM_FUZZ_SECONDS (default 20 per parser), DMEM_SKIP_SANITIZE=1 to skip the sanitizer build,
-# DMEM_SKIP_MATRIX=1 to skip the compile-only builds (gcc Release, clang MinSizeRel).
+# DMEM_SKIP_MATRIX=1 to skip the GCC Release and clang MinSizeRel builds.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${DMEM_BUILD_DIR:-$here/build}"
 mode="${1:-build}"
 case "$mode" in build | --build) mode=build ;; --test | test) mode=test ;;
-  -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
   *) echo "bootstrap: unknown argument '$mode' (use --test or nothing)" >&2; exit 2 ;;
 esac
 
@@ -126,7 +127,7 @@ if [ "${DMEM_SKIP_MATRIX:-0}" != 1 ]; then
   cmake -S "$here" -B "$build-gcc-release" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDMEM_WERROR=ON \
     "${cuda_args[@]}" >/dev/null
   cmake --build "$build-gcc-release" -j "$jobs"
-  stage_done "compile: gcc Release, CUDA ${DMEM_CUDA:-AUTO}"
+  stage_done "build: gcc Release, CUDA ${DMEM_CUDA:-AUTO}"
   # The Release build also makes the Debian package, which must pass the same consumer test.
   "$here/tests/consumer/run.sh" "$build-gcc-release" "$build-consumer-deb" --deb
   stage_done "cpack DEB + consumer (4 builds)"
@@ -137,7 +138,7 @@ if [ "${DMEM_SKIP_MATRIX:-0}" != 1 ]; then
     cmake --build "$build-clang-minsizerel" -j "$jobs"
     # The unit suite once more as clang optimises it (seconds; it has caught a clang-only bug).
     (cd "$build-clang-minsizerel" && ./tests/dmem_tests "~[cuda]" --order rand --rng-seed 11 >/dev/null)
-    stage_done "compile: clang MinSizeRel, CUDA ${DMEM_CUDA:-AUTO}; unit suite"
+    stage_done "build: clang MinSizeRel, CUDA ${DMEM_CUDA:-AUTO}; unit suite"
   fi
 fi
 for t in "${timings[@]}"; do echo "stage: $t"; done

@@ -43,14 +43,21 @@ Status os_error(std::string_view what, std::string_view path, int err) noexcept 
   return status;
 }
 
+namespace {
+// What a path that is not a regular file is, for messages ("a FIFO (named pipe)").
+const char* file_kind(unsigned mode) noexcept {
+  return S_ISDIR(mode)    ? "a folder"
+         : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+         : S_ISSOCK(mode) ? "a socket"
+                          : "not a regular file";
+}
+}  // namespace
+
 Status not_regular_error(std::string_view path, unsigned mode) noexcept {
   const bool dir = S_ISDIR(mode);
-  const char* kind = dir              ? "a folder"
-                     : S_ISFIFO(mode) ? "a FIFO (named pipe)"
-                     : S_ISCHR(mode)  ? "a character device"
-                     : S_ISBLK(mode)  ? "a block device"
-                     : S_ISSOCK(mode) ? "a socket"
-                                      : "not a regular file";
+  const char* kind = file_kind(mode);
   // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict on chains of string
   // temporaries (GCC PR 105651).
   std::string message = "'";
@@ -281,14 +288,10 @@ Status check_write_target(std::string_view path) noexcept {
     return os_error("cannot write", p, errno);
   }
   if (S_ISREG(st.st_mode)) return Status::ok();
-  const char* kind = S_ISDIR(st.st_mode)    ? "a folder"
-                     : S_ISFIFO(st.st_mode) ? "a FIFO"
-                     : S_ISCHR(st.st_mode)  ? "a character device"
-                     : S_ISBLK(st.st_mode)  ? "a block device"
-                     : S_ISSOCK(st.st_mode) ? "a socket"
-                                            : "not a regular file";
-  return Status(Errc::invalid_argument,
-                "'" + p + "' is " + kind + "; dmem writes only regular files (it replaces them)")
+  std::string message = "'";
+  message.append(p).append("' is ").append(file_kind(st.st_mode));
+  message += "; dmem writes only regular files (it replaces them)";
+  return Status(Errc::invalid_argument, std::move(message))
       .with_file(p)
       .with_rule("file.write_target")
       .with_hint("pass the path of a regular file, or of one that does not exist yet");

@@ -10,8 +10,8 @@ namespace {
 
 using json = nlohmann::json;
 
-// nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error …"
-// in our own words: callers add their rule id and the byte offset, so only the reason is kept.
+}  // namespace
+
 std::string plain_parse_message(std::string_view what) {
   if (what.substr(0, 16) == "[json.exception.") {
     const auto close = what.find("] ");
@@ -23,6 +23,8 @@ std::string plain_parse_message(std::string_view what) {
   if (what.substr(0, kPe.size()) == kPe) what.remove_prefix(kPe.size());
   return std::string(what);
 }
+
+namespace {
 
 // Builds a DOM like nlohmann's own SAX DOM parser, but refuses duplicate keys and deep nesting.
 class StrictDomBuilder {

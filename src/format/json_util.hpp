@@ -26,6 +26,11 @@ struct JsonError {
 [[nodiscard]] bool parse_json_strict(std::string_view text, nlohmann::json& out, JsonError& error,
                                      std::size_t max_depth = 64) noexcept;
 
+/// nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error …"
+/// in our own words: callers add their rule id and the byte offset, so only the reason is kept.
+/// Every parser (DOM or SAX) reports syntax errors through this.
+[[nodiscard]] std::string plain_parse_message(std::string_view what);
+
 /// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points above
 /// U+10FFFF). On failure `*bad_offset` (when given) is the offset of the first bad byte.
 [[nodiscard]] bool is_valid_utf8(std::string_view text, std::size_t* bad_offset = nullptr) noexcept;

@@ -153,10 +153,7 @@ class HeaderHandler {
                    const nlohmann::detail::exception& ex) {
     syntax_error_ = true;
     syntax_offset_ = position > 0 ? position - 1 : 0;
-    std::string what = ex.what();
-    // "[json.exception.parse_error.101] parse error at ..." -> "parse error at ..."
-    if (const auto pos = what.find("] "); pos != std::string::npos) what.erase(0, pos + 2);
-    syntax_message_ = std::move(what);
+    syntax_message_ = detail::plain_parse_message(ex.what());
     return false;
   }
 

@@ -14,6 +14,7 @@
 
 #include "dmem/checkpoint.hpp"
 #include "format/file_io.hpp"
+#include "format/json_util.hpp"
 #include "format/safetensors.hpp"
 #include "format/streamed_text.hpp"
 
@@ -112,9 +113,7 @@ class IndexHandler {
                    const nlohmann::detail::exception& ex) {
     syntax_error = true;
     syntax_offset = position > 0 ? position - 1 : 0;
-    std::string what = ex.what();
-    if (const auto pos = what.find("] "); pos != std::string::npos) what.erase(0, pos + 2);
-    syntax_message = std::move(what);
+    syntax_message = detail::plain_parse_message(ex.what());
     return false;
   }
 
