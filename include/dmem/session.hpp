@@ -1,0 +1,177 @@
+// Session: executes a Strategy. Loads the weights to their homes with bounded host memory, then
+// hands the host's engine its modules on the compute device (acquire) while it moves, prefetches
+// and drops the others by the strategy's placement.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dmem/dtype.hpp"
+#include "dmem/model.hpp"
+#include "dmem/status.hpp"
+#include "dmem/strategy.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+enum class DeviceKind : std::uint8_t { cpu, cuda };
+
+/// Where a weight rests between uses. `device` is the compute device's memory (VRAM on CUDA;
+/// on the CPU device a budgeted arena of host memory that plays the GPU's part).
+enum class StoreKind : std::uint8_t { device, pinned, pageable, disk };
+[[nodiscard]] std::string_view store_kind_name(StoreKind store) noexcept;
+
+/// Reported during load, at most every few milliseconds and once at the end.
+struct LoadProgress {
+  std::uint64_t bytes_done = 0;
+  std::uint64_t bytes_total = 0;
+  double seconds = 0;
+  double bytes_per_second = 0;
+  double eta_seconds = 0;
+};
+
+struct SessionOptions {
+  DeviceKind device = DeviceKind::cpu;
+  /// Budgets per store in bytes; 0 = unlimited. A plan's estimate is the usual source
+  /// (session_options_for()).
+  std::uint64_t device_budget = 0;
+  std::uint64_t pinned_budget = 0;
+  std::uint64_t pageable_budget = 0;
+  /// The loader reads through `io_threads` buffers of `staging_bytes` each: host memory during
+  /// load is the steady footprint plus this window.
+  std::uint32_t io_threads = 2;
+  std::uint64_t staging_bytes = 16ull << 20;
+  /// Where transformed weights whose home is disk are cached (unchanged ones stay in the
+  /// checkpoint file). Empty: the system temp folder.
+  std::string cache_dir;
+  /// Called from the loading thread. Must not call back into the session.
+  std::function<void(const LoadProgress&)> progress;
+  /// Record a timeline (write_trace()).
+  bool trace = false;
+};
+
+/// The memory of one store.
+struct StoreStats {
+  std::uint64_t in_use = 0;
+  std::uint64_t peak = 0;
+  std::uint64_t budget = 0;  ///< 0 = unlimited
+};
+
+struct SessionStats {
+  StoreStats device, pinned, pageable, disk;
+  std::uint64_t load_bytes = 0;  ///< bytes read while loading
+  double load_seconds = 0;
+  std::uint64_t staging_peak = 0;  ///< bytes of staging buffers in use at once during load
+  std::uint64_t acquires = 0;
+  std::uint64_t prefetch_hits = 0;  ///< acquires whose weights were already on the device
+  std::uint64_t stalls = 0;         ///< acquires that waited for a copy or a read
+  double stall_seconds = 0;
+  std::uint64_t copies_to_device = 0;  ///< host -> device moves (one per group onload)
+  std::uint64_t bytes_to_device = 0;
+  std::uint64_t copies_to_host = 0;  ///< device -> host moves (unchanged weights: always 0)
+  std::uint64_t disk_reads = 0;      ///< reads from the disk tier after load
+  std::uint64_t evictions = 0;
+  std::uint64_t evicted_bytes = 0;
+  std::uint64_t pin_calls = 0;  ///< pinned-memory allocations (all made during load)
+};
+
+/// A tensor on the compute device, in the compute dtype for layerwise-cast weights and in its
+/// stored dtype otherwise. Valid while the Acquired handle that gave it is alive.
+struct TensorView {
+  const std::string* name = nullptr;  ///< full name within the component
+  const void* data = nullptr;
+  DType dtype = DType::f32;
+  const std::vector<std::uint64_t>* shape = nullptr;  ///< PyTorch order, contiguous
+  std::uint64_t nbytes = 0;
+  DeviceKind device = DeviceKind::cpu;
+};
+
+class Session;
+
+/// Keeps one module's weights on the compute device until destroyed or released.
+class Acquired {
+ public:
+  Acquired() noexcept;
+  Acquired(Acquired&&) noexcept;
+  Acquired& operator=(Acquired&&) noexcept;
+  Acquired(const Acquired&) = delete;
+  Acquired& operator=(const Acquired&) = delete;
+  ~Acquired();
+
+  [[nodiscard]] bool valid() const noexcept { return impl_ != nullptr; }
+  [[nodiscard]] const std::string& component() const noexcept;
+  [[nodiscard]] const std::string& module() const noexcept;
+  /// Every tensor of the module, in checkpoint order.
+  [[nodiscard]] const std::vector<TensorView>& tensors() const noexcept;
+  /// The tensor with this full name, or nullptr.
+  [[nodiscard]] const TensorView* find(std::string_view name) const noexcept;
+  /// Lets the weights go now (idempotent).
+  void release() noexcept;
+
+ private:
+  friend class Session;
+  struct Impl;
+  explicit Acquired(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Session {
+ public:
+  /// Checks that `strategy` names components of `model` that this runtime can execute, reserves
+  /// the stores and loads every weight to its home in plan order. On failure nothing stays
+  /// allocated. The model must have files (a catalog model has none: write_synthetic_model()).
+  [[nodiscard]] static Result<Session> open(const Model& model, const Strategy& strategy,
+                                            const SessionOptions& options = {}) noexcept;
+
+  Session() noexcept;
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session();
+
+  /// The units a host acquires for `component`, in natural execution order: each block
+  /// ("transformer_blocks.3") and each top-level module outside blocks ("img_in"). Empty for an
+  /// unknown component.
+  [[nodiscard]] std::vector<std::string> modules(std::string_view component) const;
+
+  /// Makes `module` (a unit from modules(), a leaf inside one, or "" for the whole component)
+  /// resident on the compute device and prefetches what comes next in execution order (recorded
+  /// on the first pass). Thread-safe. Fails with out_of_memory when the device budget cannot hold
+  /// it with what other handles keep.
+  [[nodiscard]] Result<Acquired> acquire(std::string_view component,
+                                         std::string_view module) noexcept;
+
+  /// y[tokens, out] = x[tokens, in] · Wᵀ (+ bias) for the linear leaf `leaf` ("…attn.to_q") of an
+  /// acquired module, whatever the weight's storage. CPU device: x and y are host f32 arrays.
+  [[nodiscard]] Status linear(const Acquired& handle, std::string_view leaf, const float* x,
+                              std::size_t tokens, float* y) noexcept;
+
+  /// The phase of `component` is over: weights that the placement does not keep (model offload,
+  /// dropped) leave the device.
+  void finish(std::string_view component) noexcept;
+
+  /// Marks steps and phases on the timeline (no effect without tracing).
+  void begin_step(std::uint32_t index) noexcept;
+  void end_step() noexcept;
+
+  [[nodiscard]] SessionStats stats() const noexcept;
+  /// Writes the timeline as Chrome trace JSON (SessionOptions::trace must have been set).
+  [[nodiscard]] Status write_trace(std::string_view path) const noexcept;
+  /// Attaches a fact to the trace's "dmem" object (plan estimates beside measured figures).
+  void trace_info(std::string_view key, double value) noexcept;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace v1
+}  // namespace dmem
