@@ -11,6 +11,7 @@
 #include "dmem/module_tree.hpp"    // IWYU pragma: export
 #include "dmem/plan.hpp"           // IWYU pragma: export
 #include "dmem/quantizer.hpp"      // IWYU pragma: export
+#include "dmem/session.hpp"        // IWYU pragma: export
 #include "dmem/status.hpp"         // IWYU pragma: export
 #include "dmem/strategy.hpp"       // IWYU pragma: export
 #include "dmem/tensor.hpp"         // IWYU pragma: export

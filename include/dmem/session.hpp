@@ -113,9 +113,10 @@ class Acquired {
   /// Lets the weights go now (idempotent).
   void release() noexcept;
 
+  struct Impl;
+
  private:
   friend class Session;
-  struct Impl;
   explicit Acquired(std::unique_ptr<Impl> impl) noexcept;
   std::unique_ptr<Impl> impl_;
 };
@@ -169,8 +170,8 @@ class Session {
   struct Impl;
 
  private:
-  explicit Session(std::unique_ptr<Impl> impl) noexcept;
-  std::unique_ptr<Impl> impl_;
+  explicit Session(std::shared_ptr<Impl> impl) noexcept;
+  std::shared_ptr<Impl> impl_;  // shared with the handles it gave out
 };
 
 }  // namespace v1

@@ -1,0 +1,51 @@
+// ComputeDevice: what the runtime needs from a device — memory that can be returned at once, copies
+// from host memory into it, casts of stored weights to the compute dtype, and a linear layer. The
+// CPU device implements it everywhere; the CUDA device where a GPU is present.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "dmem/dtype.hpp"
+#include "dmem/session.hpp"
+#include "dmem/status.hpp"
+
+namespace dmem::detail {
+
+/// A linear layer's operands as the device sees them.
+struct LinearArgs {
+  const void* weight = nullptr;  ///< [out, in] in `weight_dtype` (element or block type)
+  DType weight_dtype = DType::f32;
+  std::uint64_t out = 0;
+  std::uint64_t in = 0;
+  const void* bias = nullptr;  ///< [out] or null
+  DType bias_dtype = DType::f32;
+  const float* x = nullptr;  ///< [tokens, in]
+  std::size_t tokens = 0;
+  float* y = nullptr;  ///< [tokens, out]
+};
+
+class ComputeDevice {
+ public:
+  virtual ~ComputeDevice() = default;
+  [[nodiscard]] virtual DeviceKind kind() const noexcept = 0;
+  /// True when device memory is addressable by the host (the loader then reads into it directly).
+  [[nodiscard]] virtual bool host_addressable() const noexcept = 0;
+  /// Device memory of `bytes` (no budget check: the caller holds a reservation).
+  [[nodiscard]] virtual Result<void*> allocate(std::uint64_t bytes) noexcept = 0;
+  /// Returns memory to the device's owner at once.
+  virtual void free(void* ptr, std::uint64_t bytes) noexcept = 0;
+  /// Host -> device copy (the host memory is pinned or a staging buffer).
+  [[nodiscard]] virtual Status copy_to_device(void* dst, const void* src,
+                                              std::uint64_t bytes) noexcept = 0;
+  /// Converts `count` values stored as `from` at `src` (device memory) to `to` at `dst`.
+  [[nodiscard]] virtual Status cast(DType from, const void* src, DType to, void* dst,
+                                    std::uint64_t count) noexcept = 0;
+  [[nodiscard]] virtual Status linear(const LinearArgs& args) noexcept = 0;
+};
+
+/// The CPU device (always available).
+[[nodiscard]] std::unique_ptr<ComputeDevice> make_cpu_device() noexcept;
+
+}  // namespace dmem::detail

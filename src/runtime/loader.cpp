@@ -1,0 +1,331 @@
+// The loader: every weight to its home in plan order, through I/O threads that each own one
+// staging buffer, so host memory during load is the steady footprint plus io_threads × staging.
+// Unchanged weights are read straight into host-addressable homes; cast weights go through the
+// staging buffer and are converted on the way. Transformed weights whose home is disk are written
+// once, in order, to a cache file that is removed when the session closes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/fault_injection.hpp"
+#include "runtime/session_impl.hpp"
+
+namespace dmem {
+inline namespace v1 {
+namespace {
+
+using detail::FaultSite;
+using detail::TensorSlot;
+
+Status budget_error(const char* store, std::uint64_t need, std::uint64_t budget) {
+  std::string message = "the plan keeps ";
+  message += std::to_string(need);
+  message += " bytes in the ";
+  message += store;
+  message += " store, over its budget of ";
+  message += std::to_string(budget);
+  message += " bytes";
+  std::string rule = "runtime.budget.";
+  rule += store;
+  return Status(Errc::out_of_memory, std::move(message))
+      .with_rule(std::move(rule))
+      .with_hint("raise the budget, or choose a plan that keeps less there (dmem plan)");
+}
+
+Result<detail::HostRegion> take_region(detail::MemoryStore& store, FaultSite site,
+                                       std::uint64_t bytes, const char* name) {
+  if (bytes == 0) return detail::HostRegion();
+  if (!store.try_reserve(bytes)) return budget_error(name, bytes, store.budget());
+  if (detail::fault_hit(site)) {
+    store.release(bytes);
+    return Status(Errc::out_of_memory, std::string("could not allocate the ") + name +
+                                           " region (injected)")
+        .with_rule("runtime.alloc");
+  }
+  auto region = detail::HostRegion::allocate(bytes, name);
+  if (!region) store.release(bytes);
+  return region;
+}
+
+std::string cache_folder(const SessionOptions& options) {
+  if (!options.cache_dir.empty()) return options.cache_dir;
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? std::string(tmp) : std::string("/tmp");
+}
+
+}  // namespace
+
+Status Session::Impl::prepare() noexcept {
+  // Stores at rest first: a plan that does not fit fails before any read.
+  auto pinned = take_region(pinned_store, FaultSite::pinned_alloc, layout.pinned_bytes, "pinned");
+  if (!pinned) return pinned.status();
+  pinned_region = std::move(pinned.value());
+  if (layout.pinned_bytes != 0) pin_calls += 1;  // one pinning call for the whole arena
+  auto pageable =
+      take_region(pageable_store, FaultSite::host_alloc, layout.pageable_bytes, "pageable");
+  if (!pageable) return pageable.status();
+  pageable_region = std::move(pageable.value());
+
+  std::uint64_t kept = 0;
+  for (const auto& g : layout.groups)
+    if (g.load_at_open && !g.in_place) kept += g.device_bytes;
+  if (options.device_budget != 0 && kept + layout.largest_streamed > options.device_budget) {
+    return budget_error("device", kept + layout.largest_streamed, options.device_budget)
+        .with_hint("the kept weights plus the largest group that moves must fit the device "
+                   "budget: stream more blocks, or raise the budget");
+  }
+  for (std::uint32_t g = 0; g < layout.groups.size(); ++g) {
+    const auto& group = layout.groups[g];
+    if (!group.load_at_open || group.in_place) continue;
+    if (!device_store.try_reserve(group.device_bytes))
+      return budget_error("device", kept, device_store.budget());
+    auto memory = device->allocate(group.device_bytes);
+    if (!memory) {
+      device_store.release(group.device_bytes);
+      return memory.status();
+    }
+    groups[g].memory = memory.value();
+    groups[g].state = State::resident;
+  }
+
+  std::uint64_t on_disk = layout.cache_bytes;
+  for (const TensorSlot& slot : layout.tensors)
+    if (slot.home == StoreKind::disk && !slot.cast) on_disk += slot.stored_bytes;
+  (void)disk_store.try_reserve(on_disk);  // the disk store has no budget: it is measured
+
+  sources.resize(layout.components.size());
+  for (std::size_t c = 0; c < layout.components.size(); ++c) {
+    auto source = TensorSource::open(*model.find(layout.components[c].name));
+    if (!source) return source.status();
+    sources[c].emplace(std::move(source.value()));
+  }
+  if (layout.cache_bytes != 0) {
+    std::string path = cache_folder(options);
+    path += "/dmem-cache-";
+    path += std::to_string(::getpid());
+    path += ".bin";
+    auto file = detail::TempFile::create(path);
+    if (!file) return file.status();
+    cache.emplace(std::move(file.value()));
+  }
+  return Status::ok();
+}
+
+namespace {
+
+struct LoadJob {
+  std::uint32_t tensor;
+  void* device_dst;  // device buffer or null
+  void* host_dst;    // home region or null
+  bool to_cache;
+};
+
+// Reads [begin, begin + size) of a tensor from its checkpoint, with the fault-injection sites.
+Status read_source(const TensorSource& source, const TensorInfo& t, void* dst,
+                   std::uint64_t begin, std::uint64_t size) {
+  if (detail::fault_hit(FaultSite::read)) {
+    return Status(Errc::io_error, "read failed (injected)")
+        .with_tensor(t.name)
+        .with_rule("file.io");
+  }
+  if (detail::fault_hit(FaultSite::short_read)) {
+    return Status(Errc::format_error, "the file ended before the tensor's end (injected)")
+        .with_tensor(t.name)
+        .with_rule("file.truncated");
+  }
+  return source.read(t, dst, begin, size);
+}
+
+}  // namespace
+
+Status Session::Impl::load() noexcept {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<LoadJob> parallel;
+  std::vector<LoadJob> ordered;  // cache writes, in plan order
+  std::uint64_t total = 0;
+  for (std::uint32_t i = 0; i < layout.tensors.size(); ++i) {
+    const TensorSlot& slot = layout.tensors[i];
+    const auto& group = layout.groups[slot.group];
+    LoadJob job{i, nullptr, nullptr, false};
+    if (group.load_at_open && !group.in_place)
+      job.device_dst = static_cast<unsigned char*>(groups[slot.group].memory) + slot.group_offset;
+    if (slot.home == StoreKind::pinned) job.host_dst = pinned_region.data() + slot.home_offset;
+    if (slot.home == StoreKind::pageable) job.host_dst = pageable_region.data() + slot.home_offset;
+    job.to_cache = slot.home == StoreKind::disk && slot.cast;
+    if (job.device_dst == nullptr && job.host_dst == nullptr && !job.to_cache) continue;
+    total += slot.info->nbytes;
+    (job.to_cache ? ordered : parallel).push_back(job);
+  }
+
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mu;
+  Status first_error;
+  const std::uint64_t chunk_cap = std::max<std::uint64_t>(options.staging_bytes, 64u << 10);
+  const auto fail = [&](Status status) {
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (first_error.is_ok()) first_error = std::move(status);
+    failed.store(true);
+  };
+
+  // Moves one tensor through `staging` (allocated on first need) to its destinations.
+  const auto run_job = [&](const LoadJob& job, detail::HostRegion& staging,
+                           std::uint32_t lane) -> Status {
+    const TensorSlot& slot = layout.tensors[job.tensor];
+    const TensorInfo& t = *slot.info;
+    const TensorSource& source = *sources[slot.component];
+    const std::uint64_t t0 = trace.now_ns();
+    const bool direct = !slot.cast && (job.device_dst == nullptr || device->host_addressable());
+    if (direct) {
+      void* dst = job.device_dst != nullptr ? job.device_dst : job.host_dst;
+      for (std::uint64_t off = 0; off < t.nbytes && !failed.load(); off += chunk_cap) {
+        const std::uint64_t n = std::min(chunk_cap, t.nbytes - off);
+        DMEM_TRY(read_source(source, t, static_cast<unsigned char*>(dst) + off, off, n));
+        done.fetch_add(n);
+      }
+    } else {
+      if (staging.data() == nullptr) {
+        if (detail::fault_hit(FaultSite::host_alloc)) {
+          return Status(Errc::out_of_memory, "could not allocate a staging buffer (injected)")
+              .with_rule("runtime.alloc");
+        }
+        // Input half and output half: a cast converts from one into the other.
+        auto region = detail::HostRegion::allocate(2 * chunk_cap, "staging");
+        if (!region) return region.status();
+        staging = std::move(region.value());
+        const std::uint64_t now = staging_in_use.fetch_add(staging.size()) + staging.size();
+        std::uint64_t peak = staging_peak.load();
+        while (now > peak && !staging_peak.compare_exchange_weak(peak, now)) {
+        }
+      }
+      const DTypeInfo& src_info = dtype_info(t.dtype);
+      const DTypeInfo& dst_info = dtype_info(slot.stored_dtype);
+      // Whole storage blocks (elements for element types, which is all a cast sees).
+      const std::uint64_t elems = t.nbytes / src_info.block_bytes;
+      const std::uint64_t per = std::max<std::uint64_t>(
+          1, chunk_cap / std::max(src_info.block_bytes, dst_info.block_bytes));
+      std::uint64_t cache_pos = slot.home_offset;
+      for (std::uint64_t e = 0; e < elems && !failed.load(); e += per) {
+        const std::uint64_t n = std::min(per, elems - e);
+        const std::uint64_t src_off = e * src_info.block_bytes;
+        const std::uint64_t src_n = n * src_info.block_bytes;
+        DMEM_TRY(read_source(source, t, staging.data(), src_off, src_n));
+        const unsigned char* data = staging.data();
+        const std::uint64_t dst_off = e * dst_info.block_bytes;
+        const std::uint64_t dst_n = n * dst_info.block_bytes;
+        if (slot.cast) {
+          unsigned char* out = staging.data() + chunk_cap;
+          DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, out, n));
+          data = out;
+        }
+        if (job.device_dst != nullptr) {
+          DMEM_TRY(device->copy_to_device(static_cast<unsigned char*>(job.device_dst) + dst_off,
+                                          data, dst_n));
+        }
+        if (job.host_dst != nullptr)
+          std::memcpy(static_cast<unsigned char*>(job.host_dst) + dst_off, data, dst_n);
+        if (job.to_cache) {
+          DMEM_TRY(cache->write(data, dst_n));
+          cache_pos += dst_n;
+        }
+        done.fetch_add(src_n);
+      }
+      if (job.to_cache) {
+        // Pad to the next tensor's offset (4096-aligned).
+        static const unsigned char zeros[4096] = {};
+        const std::uint64_t pad = (4096 - cache_pos % 4096) % 4096;
+        if (pad != 0) DMEM_TRY(cache->write(zeros, pad));
+      }
+    }
+    trace.span(lane, "load", t.name, t0, trace.now_ns(), {{"bytes", t.nbytes}});
+    return Status::ok();
+  };
+
+  const std::uint32_t threads = static_cast<std::uint32_t>(std::min<std::size_t>(
+      std::max<std::uint32_t>(1, options.io_threads), std::max<std::size_t>(1, parallel.size())));
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::uint32_t> running{threads};
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  for (std::uint32_t w = 0; w < threads; ++w) {
+    pool.emplace_back([&, w] {
+      const std::uint32_t lane = trace.lane("io " + std::to_string(w));
+      detail::HostRegion staging;
+      for (std::size_t i = next.fetch_add(1); i < parallel.size() && !failed.load();
+           i = next.fetch_add(1)) {
+        Status status = run_job(parallel[i], staging, lane);
+        if (!status) fail(std::move(status));
+      }
+      if (staging.data() != nullptr) staging_in_use.fetch_sub(staging.size());
+      {
+        std::lock_guard<std::mutex> lock(done_mu);
+        running.fetch_sub(1);
+      }
+      done_cv.notify_all();
+    });
+  }
+  const auto report = [&](bool last) {
+    if (!options.progress) return;
+    LoadProgress p;
+    p.bytes_done = done.load();
+    p.bytes_total = total;
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    p.bytes_per_second = p.seconds > 0 ? static_cast<double>(p.bytes_done) / p.seconds : 0;
+    p.eta_seconds = p.bytes_per_second > 0
+                        ? static_cast<double>(total - std::min(total, p.bytes_done)) /
+                              p.bytes_per_second
+                        : 0;
+    (void)last;
+    options.progress(p);
+  };
+  {
+    std::unique_lock<std::mutex> lock(done_mu);
+    while (running.load() != 0) {
+      done_cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (running.load() != 0) {
+        lock.unlock();
+        report(false);
+        lock.lock();
+      }
+    }
+  }
+  for (auto& t : pool) t.join();
+
+  if (!failed.load() && !ordered.empty()) {
+    detail::HostRegion staging;
+    const std::uint32_t lane = trace.lane("io 0");
+    for (const LoadJob& job : ordered) {
+      Status status = run_job(job, staging, lane);
+      if (!status) {
+        fail(std::move(status));
+        break;
+      }
+    }
+    if (staging.data() != nullptr) staging_in_use.fetch_sub(staging.size());
+    if (!failed.load()) {
+      auto reader = detail::ReadFile::open(cache->temp_path());
+      if (!reader) {
+        fail(reader.status());
+      } else {
+        cache_reader = std::move(reader.value());
+      }
+    }
+  }
+  if (failed.load()) return first_error;
+  load_bytes = done.load();
+  load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report(true);
+  return Status::ok();
+}
+
+}  // namespace v1
+}  // namespace dmem

@@ -1,0 +1,358 @@
+// The residency engine: makes groups resident on acquire, prefetches the next ones in execution
+// order on a copy worker, drops groups after use or at phase ends, and evicts idle groups when
+// the device budget needs room. Offloading never copies back: a group's home (pinned or pageable
+// region, checkpoint file, cache file) still holds its bytes, so eviction only frees memory.
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "runtime/session_impl.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+using detail::TensorSlot;
+
+Status Session::Impl::read_home(const TensorSlot& slot, void* dst) noexcept {
+  const std::uint64_t n = slot.stored_bytes;
+  switch (slot.home) {
+    case StoreKind::pinned:
+      return device->copy_to_device(dst, pinned_region.data() + slot.home_offset, n);
+    case StoreKind::pageable:
+      return device->copy_to_device(dst, pageable_region.data() + slot.home_offset, n);
+    case StoreKind::disk:
+      if (!device->host_addressable()) {
+        return Status(Errc::unsupported, "reading the disk tier into this device needs staging")
+            .with_rule("runtime.disk");
+      }
+      if (slot.cast) return cache_reader.read_at(dst, n, slot.home_offset);
+      return sources[slot.component]->read(*slot.info, dst);
+    case StoreKind::device:
+      break;
+  }
+  return Status(Errc::internal, "a weight kept on the device was parked").with_rule("runtime.state");
+}
+
+Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane) noexcept {
+  const auto& group = layout.groups[g];
+  const std::uint64_t t0 = trace.now_ns();
+  auto memory = device->allocate(group.device_bytes);
+  if (!memory) return memory.status();
+  bool from_disk = false;
+  for (std::uint32_t ti : group.tensors) {
+    const TensorSlot& slot = layout.tensors[ti];
+    Status status = read_home(slot, static_cast<unsigned char*>(memory.value()) + slot.group_offset);
+    if (!status) {
+      device->free(memory.value(), group.device_bytes);
+      return status;
+    }
+    from_disk = from_disk || slot.home == StoreKind::disk;
+  }
+  trace.span(lane, "copy", group.name, t0, trace.now_ns(), {{"bytes", group.device_bytes}});
+  std::lock_guard<std::mutex> lock(mu);
+  groups[g].memory = memory.value();
+  copies_to_device += 1;
+  bytes_to_device += group.device_bytes;
+  if (from_disk) disk_reads += 1;
+  return Status::ok();
+}
+
+void Session::Impl::evict(std::uint32_t g) noexcept {
+  GroupState& state = groups[g];
+  const auto& group = layout.groups[g];
+  device->free(state.memory, group.device_bytes);
+  device_store.release(group.device_bytes);
+  state.memory = nullptr;
+  state.state = State::parked;
+  state.prefetched = false;
+  evictions += 1;
+  evicted_bytes += group.device_bytes;
+  trace.instant(lane_host, "evict", group.name, {{"bytes", group.device_bytes}});
+}
+
+bool Session::Impl::reserve_device(std::uint64_t bytes, bool urgent) noexcept {
+  while (!device_store.try_reserve(bytes)) {
+    // Least recently used idle group; prefetched-but-unused ones only when urgent.
+    std::int64_t victim = -1;
+    for (std::uint32_t g = 0; g < groups.size(); ++g) {
+      const GroupState& s = groups[g];
+      if (s.state != State::resident || s.pins != 0 || layout.groups[g].keep) continue;
+      if (s.prefetched && !urgent) continue;
+      if (victim < 0 || s.last_use < groups[static_cast<std::size_t>(victim)].last_use) victim = g;
+    }
+    if (victim < 0) return false;
+    evict(static_cast<std::uint32_t>(victim));
+  }
+  return true;
+}
+
+void Session::Impl::record_order(std::uint32_t c, std::uint32_t g) noexcept {
+  Order& order = orders[c];
+  if (order.complete) return;
+  if (order.position[g] >= 0) {
+    order.complete = true;  // the first repeat ends the first pass
+    return;
+  }
+  order.position[g] = static_cast<std::int64_t>(order.sequence.size());
+  order.sequence.push_back(g);
+}
+
+void Session::Impl::schedule_prefetch(std::uint32_t c, std::uint32_t g) noexcept {
+  const auto& cl = layout.components[c];
+  if (!cl.prefetch || cl.prefetch_depth == 0) return;
+  const Order& order = orders[c];
+  // The recorded order once the first pass is over; the natural order before.
+  const std::vector<std::uint32_t>& seq = order.complete ? order.sequence : cl.groups;
+  const auto it = std::find(seq.begin(), seq.end(), g);
+  if (it == seq.end()) return;
+  std::size_t pos = static_cast<std::size_t>(it - seq.begin());
+  bool queued_any = false;
+  for (std::uint32_t k = 0; k < cl.prefetch_depth && k + 1 < seq.size(); ++k) {
+    pos = (pos + 1) % seq.size();
+    const std::uint32_t next = seq[pos];
+    GroupState& s = groups[next];
+    if (s.state != State::parked || s.queued || layout.groups[next].in_place) continue;
+    s.queued = true;
+    queue.push_back(next);
+    queued_any = true;
+  }
+  if (queued_any) cv.notify_all();
+}
+
+void Session::Impl::worker_loop() noexcept {
+  std::unique_lock<std::mutex> lock(mu);
+  while (true) {
+    cv.wait(lock, [&] { return stopping || !queue.empty(); });
+    if (stopping) return;
+    const std::uint32_t g = queue.front();
+    queue.pop_front();
+    GroupState& s = groups[g];
+    s.queued = false;
+    if (s.state != State::parked) continue;
+    if (!reserve_device(layout.groups[g].device_bytes, false)) continue;  // no room: skip
+    s.state = State::loading;
+    lock.unlock();
+    Status status = onload(g, lane_copy);
+    lock.lock();
+    if (status) {
+      s.state = State::resident;
+      s.prefetched = true;
+      s.last_use = ++clock;
+    } else {
+      device_store.release(layout.groups[g].device_bytes);
+      s.state = State::parked;  // the acquire that needs it will load it and report the error
+    }
+    cv.notify_all();
+  }
+}
+
+void Session::Impl::start_worker() noexcept {
+  bool any = false;
+  for (const auto& c : layout.components) any = any || c.prefetch;
+  if (any) worker = std::thread([this] { worker_loop(); });
+}
+
+void Session::Impl::stop_worker() noexcept {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  if (worker.joinable()) worker.join();
+}
+
+Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view component,
+                                                               std::string_view module) noexcept {
+  std::uint32_t c = 0;
+  for (; c < layout.components.size(); ++c)
+    if (layout.components[c].name == component) break;
+  if (c == layout.components.size()) {
+    return Status(Errc::not_found, "no component '" + std::string(component) + "' in this session")
+        .with_rule("runtime.component")
+        .with_hint("acquire one of the strategy's components");
+  }
+  const auto& cl = layout.components[c];
+  const std::vector<std::uint32_t>* tensors = nullptr;
+  std::vector<std::uint32_t> all;
+  if (module.empty()) {
+    for (const auto& unit : cl.units) {
+      const auto& ut = cl.unit_tensors.at(unit);
+      all.insert(all.end(), ut.begin(), ut.end());
+    }
+    tensors = &all;
+  } else if (auto u = cl.unit_tensors.find(std::string(module)); u != cl.unit_tensors.end()) {
+    tensors = &u->second;
+  } else if (auto l = cl.leaf_tensors.find(std::string(module)); l != cl.leaf_tensors.end()) {
+    tensors = &l->second;
+  } else {
+    return Status(Errc::not_found, "component '" + cl.name + "' has no module '" +
+                                       std::string(module) + "'")
+        .with_rule("runtime.module")
+        .with_hint("acquire a unit listed by Session::modules() or a leaf inside one");
+  }
+  std::vector<std::uint32_t> needed;
+  if (cl.whole) {
+    needed = cl.groups;
+  } else {
+    for (std::uint32_t ti : *tensors) {
+      const std::uint32_t g = layout.tensors[ti].group;
+      if (std::find(needed.begin(), needed.end(), g) == needed.end()) needed.push_back(g);
+    }
+  }
+
+  auto handle = std::make_unique<Acquired::Impl>();
+  handle->component = cl.name;
+  handle->module = std::string(module);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::uint64_t trace_t0 = trace.now_ns();
+  bool stalled = false;
+  std::unique_lock<std::mutex> lock(mu);
+  acquires += 1;
+  for (std::uint32_t g : needed) {
+    if (!layout.groups[g].in_place) record_order(c, g);
+    groups[g].pins += 1;
+    handle->groups.push_back(g);
+  }
+  const auto unpin_all = [&] {
+    for (std::uint32_t g : handle->groups) groups[g].pins -= 1;
+    handle->groups.clear();
+    cv.notify_all();
+  };
+  for (std::uint32_t g : needed) {
+    GroupState& s = groups[g];
+    if (layout.groups[g].in_place) continue;
+    while (s.state == State::loading) {
+      stalled = true;
+      cv.wait(lock);
+    }
+    if (s.state == State::resident) {
+      if (s.prefetched) prefetch_hits += 1;
+      s.prefetched = false;
+    } else {
+      stalled = true;
+      if (!reserve_device(layout.groups[g].device_bytes, true)) {
+        unpin_all();
+        std::string message = "the device budget cannot hold '";
+        message += layout.groups[g].name;
+        message += "' (";
+        message += std::to_string(layout.groups[g].device_bytes);
+        message += " bytes) beside what other handles keep (";
+        message += std::to_string(device_store.in_use());
+        message += " of ";
+        message += std::to_string(device_store.budget());
+        message += " bytes in use)";
+        return Status(Errc::out_of_memory, std::move(message))
+            .with_rule("runtime.budget.device")
+            .with_hint("release handles sooner, or raise the device budget");
+      }
+      s.state = State::loading;
+      lock.unlock();
+      Status status = onload(g, lane_host);
+      lock.lock();
+      if (!status) {
+        device_store.release(layout.groups[g].device_bytes);
+        s.state = State::parked;
+        unpin_all();
+        return status;
+      }
+      s.state = State::resident;
+    }
+    s.last_use = ++clock;
+  }
+  if (!needed.empty() && !cl.whole) schedule_prefetch(c, needed.back());
+  if (stalled) {
+    stalls += 1;
+    stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    trace.span(lane_host, "wait", handle->module, trace_t0, trace.now_ns());
+  }
+
+  // Views; cast weights are upcast into scratch that the handle owns.
+  for (std::uint32_t ti : *tensors) {
+    const TensorSlot& slot = layout.tensors[ti];
+    const auto& group = layout.groups[slot.group];
+    TensorView view;
+    view.name = &slot.info->name;
+    view.shape = &slot.info->shape;
+    view.device = device->kind();
+    view.dtype = slot.stored_dtype;
+    view.nbytes = slot.stored_bytes;
+    if (group.in_place) {
+      view.data = pageable_region.data() + slot.home_offset;
+    } else {
+      view.data = static_cast<const unsigned char*>(groups[slot.group].memory) + slot.group_offset;
+    }
+    if (slot.cast) {
+      const std::uint64_t elems = slot.info->elements();
+      const std::uint64_t bytes = dtype_bytes(cl.compute_dtype, elems).value_or(0);
+      Result<void*> memory = Status(Errc::out_of_memory, "no room for the upcast copy");
+      if (reserve_device(bytes, true)) {
+        memory = device->allocate(bytes);
+        if (!memory) device_store.release(bytes);
+      }
+      if (!memory) {
+        for (auto& [p, n] : handle->scratch) {
+          device->free(p, n);
+          device_store.release(n);
+        }
+        unpin_all();
+        return Status(Errc::out_of_memory, "no device room to upcast '" + slot.info->name +
+                                               "' to " + std::string(dtype_name(cl.compute_dtype)))
+            .with_rule("runtime.budget.device")
+            .with_hint("raise the device budget by the largest cast tensor");
+      }
+      handle->scratch.emplace_back(memory.value(), bytes);
+      Status status = device->cast(slot.stored_dtype, view.data, cl.compute_dtype,
+                                   memory.value(), elems);
+      if (!status) {
+        for (auto& [p, n] : handle->scratch) {
+          device->free(p, n);
+          device_store.release(n);
+        }
+        unpin_all();
+        return status;
+      }
+      view.data = memory.value();
+      view.dtype = cl.compute_dtype;
+      view.nbytes = bytes;
+    }
+    handle->views.push_back(view);
+  }
+  return handle;
+}
+
+void Session::Impl::release(const std::vector<std::uint32_t>& released) noexcept {
+  std::lock_guard<std::mutex> lock(mu);
+  for (std::uint32_t g : released) {
+    GroupState& s = groups[g];
+    s.pins -= 1;
+    if (s.pins == 0 && s.state == State::resident && layout.groups[g].drop_after_use) evict(g);
+  }
+  cv.notify_all();
+}
+
+void Session::Impl::finish(std::string_view component) noexcept {
+  std::unique_lock<std::mutex> lock(mu);
+  const auto of_component = [&](std::uint32_t g) {
+    return layout.components[layout.groups[g].component].name == component;
+  };
+  // Prefetches of this component are no longer wanted; one in flight is waited for.
+  for (auto it = queue.begin(); it != queue.end();) {
+    if (of_component(*it)) {
+      groups[*it].queued = false;
+      it = queue.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (std::uint32_t g = 0; g < groups.size(); ++g)
+    while (of_component(g) && groups[g].state == State::loading) cv.wait(lock);
+  for (std::uint32_t g = 0; g < groups.size(); ++g) {
+    const auto& group = layout.groups[g];
+    if (layout.components[group.component].name != component || group.keep) continue;
+    if (groups[g].state == State::resident && groups[g].pins == 0) evict(g);
+  }
+  cv.notify_all();
+}
+
+}  // namespace v1
+}  // namespace dmem

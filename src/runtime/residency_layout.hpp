@@ -1,0 +1,79 @@
+// ResidencyLayout: how a Strategy maps onto a model at run time — every tensor's home store and
+// stored dtype, the groups that move together, and the units a host acquires. A pure function of
+// model and strategy (no memory is touched), so the policy of each placement is testable alone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dmem/model.hpp"
+#include "dmem/session.hpp"
+#include "dmem/status.hpp"
+#include "dmem/strategy.hpp"
+
+namespace dmem::detail {
+
+inline constexpr std::uint64_t kTensorAlign = 64;
+
+struct TensorSlot {
+  const TensorInfo* info = nullptr;
+  std::uint32_t component = 0;
+  std::uint32_t group = 0;
+  std::string unit;              ///< acquire unit: block name or top-level module
+  std::string leaf;              ///< module owning it (name minus the parameter)
+  StoreKind home = StoreKind::device;
+  DType stored_dtype = DType::f32;  ///< dtype at rest (cast_dtype when layerwise-cast)
+  std::uint64_t stored_bytes = 0;
+  bool cast = false;               ///< layerwise cast: upcast to compute_dtype on acquire
+  std::uint64_t home_offset = 0;   ///< offset in the pinned/pageable region or the cache file
+  std::uint64_t group_offset = 0;  ///< offset in the group's device buffer
+};
+
+/// Weights that move together.
+struct GroupLayout {
+  std::uint32_t component = 0;
+  std::string name;
+  std::vector<std::uint32_t> tensors;  ///< indexes into ResidencyLayout::tensors
+  std::uint64_t device_bytes = 0;      ///< aligned sum of stored bytes
+  bool keep = false;        ///< stays on the device for the whole session (resident, partial's k)
+  bool load_at_open = false;  ///< placed on the device by the loader
+  bool drop_after_use = false;  ///< leaves the device when its last handle is released
+  bool in_place = false;        ///< computed where it rests (CPU placement): no device copy
+};
+
+struct ComponentLayout {
+  std::string name;
+  Placement placement;
+  Storage storage;
+  DType compute_dtype = DType::bf16;
+  bool whole = false;  ///< acquiring any unit brings every group (model offload)
+  bool prefetch = false;
+  std::uint32_t prefetch_depth = 0;
+  std::vector<std::uint32_t> groups;  ///< in natural execution order
+  std::vector<std::string> units;     ///< in natural order
+  std::unordered_map<std::string, std::vector<std::uint32_t>> unit_groups;
+  std::unordered_map<std::string, std::vector<std::uint32_t>> unit_tensors;
+  std::unordered_map<std::string, std::vector<std::uint32_t>> leaf_tensors;
+};
+
+struct ResidencyLayout {
+  std::vector<TensorSlot> tensors;
+  std::vector<GroupLayout> groups;
+  std::vector<ComponentLayout> components;  ///< in strategy order
+  std::uint64_t pinned_bytes = 0;     ///< homes in the pinned arena
+  std::uint64_t pageable_bytes = 0;   ///< homes in pageable RAM
+  std::uint64_t cache_bytes = 0;      ///< transformed weights whose home is disk
+  std::uint64_t device_at_open = 0;   ///< groups the loader places on the device
+  std::uint64_t largest_streamed = 0; ///< largest group that moves
+  [[nodiscard]] const ComponentLayout* find(std::string_view component) const noexcept;
+};
+
+/// Fails (naming component and rule) for what this runtime cannot execute yet: quantized
+/// storage (needs the quantizer plugins), components missing from the model, tensors without
+/// files, placements on a GPU index the session does not drive.
+[[nodiscard]] Result<ResidencyLayout> make_layout(const Model& model,
+                                                  const Strategy& strategy) noexcept;
+
+}  // namespace dmem::detail

@@ -1,0 +1,247 @@
+// Session's public functions: open (layout, stores, load), acquire/release handles, linear,
+// statistics and the trace.
+#include "dmem/session.hpp"
+
+#include <string>
+#include <utility>
+
+#include "runtime/session_impl.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+std::string_view store_kind_name(StoreKind store) noexcept {
+  switch (store) {
+    case StoreKind::device:
+      return "device";
+    case StoreKind::pinned:
+      return "pinned";
+    case StoreKind::pageable:
+      return "pageable";
+    case StoreKind::disk:
+      return "disk";
+  }
+  return "unknown";
+}
+
+Session::Impl::Impl(const Model& m, const SessionOptions& o)
+    : model(m),
+      options(o),
+      device_store(detail::Store::device, o.device_budget, &trace),
+      pinned_store(detail::Store::pinned, o.pinned_budget, &trace),
+      pageable_store(detail::Store::pageable, o.pageable_budget, &trace),
+      disk_store(detail::Store::disk, 0, &trace) {
+  trace.enable(o.trace);
+  lane_host = trace.lane("host");
+  lane_copy = trace.lane("copy 0");
+  lane_compute = trace.lane("compute");
+}
+
+Session::Impl::~Impl() {
+  stop_worker();
+  for (std::uint32_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].memory != nullptr) {
+      device->free(groups[g].memory, layout.groups[g].device_bytes);
+      device_store.release(layout.groups[g].device_bytes);
+      groups[g].memory = nullptr;
+    }
+  }
+  pinned_store.release(pinned_region.size());
+  pageable_store.release(pageable_region.size());
+}
+
+Session::Session() noexcept = default;
+Session::Session(std::shared_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+Result<Session> Session::open(const Model& model, const Strategy& strategy,
+                              const SessionOptions& options) noexcept {
+  if (options.device == DeviceKind::cuda) {
+    return Status(Errc::unsupported, "the CUDA device is not part of this build's runtime yet")
+        .with_rule("runtime.device")
+        .with_hint("run on the CPU device (--device cpu); it executes every placement");
+  }
+  auto impl = std::make_shared<Impl>(model, options);
+  auto layout = detail::make_layout(impl->model, strategy);
+  if (!layout) return layout.status();
+  impl->layout = std::move(layout.value());
+  impl->device = detail::make_cpu_device();
+  if (!impl->device) return Status(Errc::out_of_memory, "could not create the CPU device");
+  impl->groups.resize(impl->layout.groups.size());
+  impl->orders.resize(impl->layout.components.size());
+  for (auto& order : impl->orders) order.position.assign(impl->layout.groups.size(), -1);
+  impl->trace.set_info("device", "cpu");
+  impl->trace.set_info_number("budget.device", static_cast<double>(options.device_budget));
+  impl->trace.set_info_number("budget.pinned", static_cast<double>(options.pinned_budget));
+  impl->trace.set_info_number("budget.pageable", static_cast<double>(options.pageable_budget));
+  DMEM_TRY(impl->prepare());
+  DMEM_TRY(impl->load());
+  impl->start_worker();
+  return Session(std::move(impl));
+}
+
+std::vector<std::string> Session::modules(std::string_view component) const {
+  if (!impl_) return {};
+  const auto* cl = impl_->layout.find(component);
+  return cl == nullptr ? std::vector<std::string>{} : cl->units;
+}
+
+Result<Acquired> Session::acquire(std::string_view component, std::string_view module) noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "acquire on a closed session");
+  auto handle = impl_->acquire(component, module);
+  if (!handle) return handle.status();
+  handle.value()->session = impl_;
+  return Acquired(std::move(handle.value()));
+}
+
+Status Session::linear(const Acquired& handle, std::string_view leaf, const float* x,
+                       std::size_t tokens, float* y) noexcept {
+  if (!impl_ || !handle.valid() || handle.impl_->released) {
+    return Status(Errc::invalid_argument, "linear on a released handle or closed session")
+        .with_rule("runtime.handle");
+  }
+  std::string weight_name(leaf);
+  weight_name += ".weight";
+  std::string bias_name(leaf);
+  bias_name += ".bias";
+  const TensorView* w = handle.find(weight_name);
+  if (w == nullptr || w->shape->size() != 2) {
+    return Status(Errc::not_found, "no 2-D weight '" + weight_name + "' in module '" +
+                                       handle.module() + "'")
+        .with_rule("runtime.linear.weight")
+        .with_hint("name a linear leaf inside the acquired module");
+  }
+  const TensorView* b = handle.find(bias_name);
+  detail::LinearArgs args;
+  args.weight = w->data;
+  args.weight_dtype = w->dtype;
+  args.out = (*w->shape)[0];
+  args.in = (*w->shape)[1];
+  if (b != nullptr && b->shape->size() == 1 && (*b->shape)[0] == args.out) {
+    args.bias = b->data;
+    args.bias_dtype = b->dtype;
+  }
+  args.x = x;
+  args.tokens = tokens;
+  args.y = y;
+  const std::uint64_t t0 = impl_->trace.now_ns();
+  Status status = impl_->device->linear(args);
+  if (impl_->trace.enabled())
+    impl_->trace.span(impl_->lane_compute, "compute", weight_name, t0, impl_->trace.now_ns());
+  if (!status) return std::move(status).with_tensor(weight_name);
+  return status;
+}
+
+void Session::finish(std::string_view component) noexcept {
+  if (impl_) impl_->finish(component);
+}
+
+void Session::begin_step(std::uint32_t index) noexcept {
+  if (!impl_) return;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->step_index = index;
+  impl_->step_start = impl_->trace.now_ns();
+  impl_->in_step = true;
+}
+
+void Session::end_step() noexcept {
+  if (!impl_) return;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->in_step) return;
+  impl_->in_step = false;
+  impl_->trace.span(impl_->trace.lane("steps"), "step", "step " + std::to_string(impl_->step_index),
+                    impl_->step_start, impl_->trace.now_ns(), {{"index", impl_->step_index}});
+}
+
+SessionStats Session::stats() const noexcept {
+  SessionStats s;
+  if (!impl_) return s;
+  Impl& i = *impl_;
+  const auto store = [](const detail::MemoryStore& m) {
+    return StoreStats{m.in_use(), m.peak(), m.budget()};
+  };
+  s.device = store(i.device_store);
+  s.pinned = store(i.pinned_store);
+  s.pageable = store(i.pageable_store);
+  s.disk = store(i.disk_store);
+  std::lock_guard<std::mutex> lock(i.mu);
+  s.load_bytes = i.load_bytes;
+  s.load_seconds = i.load_seconds;
+  s.staging_peak = i.staging_peak.load();
+  s.acquires = i.acquires;
+  s.prefetch_hits = i.prefetch_hits;
+  s.stalls = i.stalls;
+  s.stall_seconds = i.stall_seconds;
+  s.copies_to_device = i.copies_to_device;
+  s.bytes_to_device = i.bytes_to_device;
+  s.copies_to_host = i.copies_to_host;
+  s.disk_reads = i.disk_reads;
+  s.evictions = i.evictions;
+  s.evicted_bytes = i.evicted_bytes;
+  s.pin_calls = i.pin_calls;
+  return s;
+}
+
+Status Session::write_trace(std::string_view path) const noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "write_trace on a closed session");
+  if (!impl_->trace.enabled()) {
+    return Status(Errc::invalid_argument, "this session records no trace")
+        .with_rule("runtime.trace")
+        .with_hint("open the session with SessionOptions::trace = true");
+  }
+  return impl_->trace.write_chrome_json(path);
+}
+
+void Session::trace_info(std::string_view key, double value) noexcept {
+  if (impl_) impl_->trace.set_info_number(key, value);
+}
+
+// ---- Acquired ---------------------------------------------------------------------------
+
+Acquired::Acquired() noexcept = default;
+Acquired::Acquired(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Acquired::Acquired(Acquired&&) noexcept = default;
+Acquired& Acquired::operator=(Acquired&& other) noexcept {
+  if (this != &other) {
+    release();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+Acquired::~Acquired() { release(); }
+
+const std::string& Acquired::component() const noexcept {
+  static const std::string empty;
+  return impl_ ? impl_->component : empty;
+}
+const std::string& Acquired::module() const noexcept {
+  static const std::string empty;
+  return impl_ ? impl_->module : empty;
+}
+const std::vector<TensorView>& Acquired::tensors() const noexcept {
+  static const std::vector<TensorView> empty;
+  return impl_ && !impl_->released ? impl_->views : empty;
+}
+const TensorView* Acquired::find(std::string_view name) const noexcept {
+  if (!impl_ || impl_->released) return nullptr;
+  for (const TensorView& v : impl_->views)
+    if (*v.name == name) return &v;
+  return nullptr;
+}
+
+void Acquired::release() noexcept {
+  if (!impl_ || impl_->released) return;
+  impl_->released = true;
+  Session::Impl& s = *impl_->session;
+  for (auto& [p, n] : impl_->scratch) {
+    s.device->free(p, n);
+    s.device_store.release(n);
+  }
+  impl_->scratch.clear();
+  s.release(impl_->groups);
+}
+
+}  // namespace v1
+}  // namespace dmem

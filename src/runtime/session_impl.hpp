@@ -1,0 +1,120 @@
+// Session internals shared by the loader (loader.cpp), the residency engine
+// (residency_engine.cpp) and the public functions (session.cpp).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dmem/session.hpp"
+#include "dmem/tensor_source.hpp"
+#include "format/file_io.hpp"
+#include "runtime/compute_device.hpp"
+#include "runtime/host_region.hpp"
+#include "runtime/memory_store.hpp"
+#include "runtime/residency_layout.hpp"
+#include "runtime/trace.hpp"
+
+namespace dmem {
+inline namespace v1 {
+
+struct Session::Impl {
+  enum class State : std::uint8_t { parked, loading, resident };
+  struct GroupState {
+    State state = State::parked;
+    void* memory = nullptr;    // device buffer when resident
+    std::uint32_t pins = 0;    // handles holding it
+    std::uint64_t last_use = 0;
+    bool prefetched = false;   // brought by prefetch and not acquired yet
+    bool queued = false;       // waiting in the prefetch queue
+  };
+  struct Order {  // execution order of a component's groups, recorded on the first pass
+    std::vector<std::uint32_t> sequence;
+    std::vector<std::int64_t> position;  // by group index, -1 when not recorded
+    bool complete = false;
+  };
+
+  Impl(const Model& m, const SessionOptions& o);
+  ~Impl();
+
+  // ---- set up (session.cpp, loader.cpp) -------------------------------------------------
+  Status prepare() noexcept;  // regions, device buffers of kept groups, sources
+  Status load() noexcept;     // every weight to its home, in plan order
+
+  // ---- residency (residency_engine.cpp) ---------------------------------------------------
+  Result<std::unique_ptr<Acquired::Impl>> acquire(std::string_view component,
+                                                  std::string_view module) noexcept;
+  void release(const std::vector<std::uint32_t>& groups) noexcept;
+  void finish(std::string_view component) noexcept;
+  void start_worker() noexcept;
+  void stop_worker() noexcept;
+  // Reserves device bytes, evicting idle groups (lock held). Prefetched-unused groups are evicted
+  // only when `urgent` (an acquire needs the room now).
+  bool reserve_device(std::uint64_t bytes, bool urgent) noexcept;
+  void evict(std::uint32_t group) noexcept;  // lock held
+  Status onload(std::uint32_t group, std::uint32_t lane) noexcept;  // lock not held
+  Status read_home(const detail::TensorSlot& slot, void* dst) noexcept;
+  void record_order(std::uint32_t component, std::uint32_t group) noexcept;
+  void schedule_prefetch(std::uint32_t component, std::uint32_t group) noexcept;
+  void worker_loop() noexcept;
+
+  Model model;
+  SessionOptions options;
+  detail::ResidencyLayout layout;
+  std::unique_ptr<detail::ComputeDevice> device;
+  detail::Trace trace;
+  detail::MemoryStore device_store;
+  detail::MemoryStore pinned_store;
+  detail::MemoryStore pageable_store;
+  detail::MemoryStore disk_store;
+  detail::HostRegion pinned_region;
+  detail::HostRegion pageable_region;
+  std::vector<std::optional<TensorSource>> sources;  // per layout component
+  std::optional<detail::TempFile> cache;             // transformed weights whose home is disk
+  detail::ReadFile cache_reader;
+
+  std::vector<GroupState> groups;
+  std::vector<Order> orders;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::uint32_t> queue;
+  std::thread worker;
+  bool stopping = false;
+  std::uint64_t clock = 0;
+
+  // statistics (under mu unless atomic)
+  std::uint64_t acquires = 0, prefetch_hits = 0, stalls = 0, copies_to_device = 0,
+                bytes_to_device = 0, copies_to_host = 0, disk_reads = 0, evictions = 0,
+                evicted_bytes = 0, pin_calls = 0;
+  double stall_seconds = 0;
+  std::uint64_t load_bytes = 0;
+  double load_seconds = 0;
+  std::atomic<std::uint64_t> staging_in_use{0};
+  std::atomic<std::uint64_t> staging_peak{0};
+
+  std::uint32_t lane_host = 0, lane_copy = 0, lane_compute = 0;
+  std::uint64_t step_start = 0;
+  std::uint32_t step_index = 0;
+  bool in_step = false;
+};
+
+/// What an Acquired handle holds.
+struct Acquired::Impl {
+  std::shared_ptr<Session::Impl> session;
+  std::string component;
+  std::string module;
+  std::vector<std::uint32_t> groups;
+  std::vector<TensorView> views;
+  std::vector<std::pair<void*, std::uint64_t>> scratch;  // upcast copies of cast weights
+  bool released = false;
+};
+
+}  // namespace v1
+}  // namespace dmem
