@@ -20,6 +20,8 @@ commands:
   validate <strategy.json> --model <model> [flags]
                                check a strategy against the composition rules and budgets
   hardware [flags] [--json]    what dmem sees of this machine (or the described one)
+  run <model> [--plan N | --strategy s.json] [--scale-down F] [--steps N] [--trace t.json]
+                               load by a plan and run a synthetic workload; estimate vs measured
 
 <model> is a catalog name (dmem models), a .safetensors file, a *.safetensors.index.json,
 a diffusers folder, a single-file checkpoint or a .gguf file.
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
     if (command == "plan") return dmem::cli::run_plan(args);
     if (command == "validate") return dmem::cli::run_validate(args);
     if (command == "hardware") return dmem::cli::run_hardware(args);
+    if (command == "run") return dmem::cli::run_run(args);
     if (command == "help" || command == "--help" || command == "-h") {
       std::printf("%s\n", kUsage);
       return 0;
@@ -64,7 +67,7 @@ int main(int argc, char** argv) {
   dmem::cli::fail("", dmem::Status(dmem::Errc::invalid_argument,
                                    "unknown command '" + std::string(command) + "'")
                           .with_rule("cli.command")
-                          .with_hint("one of models, inspect, plan, validate, hardware, help")
+                          .with_hint("one of models, inspect, plan, validate, hardware, run, help")
                           .to_string());
   std::fprintf(stderr, "%s\n", kUsage);
   return dmem::cli::kExitBadInput;
