@@ -39,8 +39,9 @@ std::string synthesize_config(const Component& c) {
     put("out_channels", a.latent_channels);
   }
   if (a.family == "flux-dit") {
-    // The reader doubles FLUX's patch_size for the pipeline's 2x2 packing.
-    put("patch_size", a.patch / 2);
+    // The reader doubles FLUX's patch_size for the pipeline's 2x2 packing when the class says
+    // FLUX; without a class it takes the family's 2 from the tensor names.
+    if (!c.class_name.empty()) put("patch_size", a.patch / 2);
     if (a.max_text_tokens == 256) cfg["guidance_embeds"] = false;
   } else if (a.family == "wan-dit") {
     if (a.patch != 0) cfg["patch_size"] = json::array({a.patch_t, a.patch, a.patch});
