@@ -144,7 +144,9 @@ Status fill_blocks(const TensorInfo& t, std::uint64_t state, double bound, unsig
     }
     return Status::ok();
   }
-  return Status(Errc::unsupported, "cannot generate " + std::string(info.name) + " blocks")
+  std::string message = "cannot generate ";
+  message.append(info.name).append(" blocks");
+  return Status(Errc::unsupported, std::move(message))
       .with_tensor(t.name)
       .with_rule("synthetic.dtype")
       .with_hint(
@@ -185,8 +187,9 @@ bool needs_gguf(const Model& m) {
 }
 
 Status bad_name(const std::string& name, std::string_view dir) {
-  return Status(Errc::invalid_argument,
-                "component name '" + name + "' cannot be a folder of a diffusers pipeline")
+  std::string message = "component name '";
+  message.append(name).append("' cannot be a folder of a diffusers pipeline");
+  return Status(Errc::invalid_argument, std::move(message))
       .with_file(std::string(dir))
       .with_rule("synthetic.component_name")
       .with_hint("component names are plain folder names that do not start with '_' or '.'");
@@ -287,9 +290,10 @@ class TempFolder {
     if (parent.empty()) parent = ".";
     const std::string base = target.filename().string();
     for (int attempt = 0; attempt < 100; ++attempt) {
-      const std::string p = (parent / ("." + base + ".synthetic." + std::to_string(::getpid()) +
-                                       "." + std::to_string(counter++)))
-                                .string();
+      std::string leaf = ".";
+      leaf.append(base).append(".synthetic.").append(std::to_string(::getpid()));
+      leaf.append(".").append(std::to_string(counter++));
+      const std::string p = (parent / leaf).string();
       if (::mkdir(p.c_str(), 0755) == 0) {
         path_ = p;
         return Status::ok();
@@ -354,9 +358,9 @@ Result<std::string> write_synthetic_model(const Model& model, std::string_view d
         .with_rule("synthetic.model");
   const bool gguf = needs_gguf(model);
   if (gguf && model.components.size() != 1) {
-    return Status(Errc::unsupported,
-                  "GGML block types are written as one .gguf file, and the model has " +
-                      std::to_string(model.components.size()) + " components")
+    std::string message = "GGML block types are written as one .gguf file, and the model has ";
+    message.append(std::to_string(model.components.size())).append(" components");
+    return Status(Errc::unsupported, std::move(message))
         .with_file(dir)
         .with_rule("synthetic.gguf")
         .with_hint("write one component at a time, or scale a model stored in safetensors");
@@ -368,7 +372,8 @@ Result<std::string> write_synthetic_model(const Model& model, std::string_view d
   DMEM_TRY(tmp.create(dir));
   std::string opened = dir;
   if (gguf) {
-    const std::string file = "/" + model.components.front().name + ".gguf";
+    std::string file = "/";
+    file.append(model.components.front().name).append(".gguf");
     DMEM_TRY(write_gguf_component(model.components.front(), tmp.path() + file, seed));
     opened += file;
   } else {

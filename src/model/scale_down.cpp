@@ -342,8 +342,9 @@ std::string scale_config(const Component& before, const Component& after, const 
 Result<Model> scale_down(const Model& model, const ScaleDown& options) noexcept {
   const double f = options.factor;
   if (!(f >= 1.0 && f <= kScaleDownMaxFactor)) {  // also rejects NaN
-    return Status(Errc::invalid_argument,
-                  "scale-down factor " + std::to_string(f) + " is out of range")
+    std::string message = "scale-down factor ";
+    message.append(std::to_string(f)).append(" is out of range");
+    return Status(Errc::invalid_argument, std::move(message))
         .with_rule("synthetic.factor")
         .with_hint("give a factor from 1 (unchanged) to 1e6; 16 makes catalog models 5-300 MB");
   }
@@ -378,8 +379,9 @@ Result<Model> scale_down(const Model& model, const ScaleDown& options) noexcept 
       for (auto d : c.tensors[t].shape) ti.shape.push_back(dims(d));
       const auto bytes = dtype_bytes(ti.dtype, ti.elements());
       if (!bytes) {
-        return Status(Errc::internal, "the scaled shape is not a whole number of " +
-                                          std::string(dtype_name(ti.dtype)) + " blocks")
+        std::string message = "the scaled shape is not a whole number of ";
+        message.append(dtype_name(ti.dtype)).append(" blocks");
+        return Status(Errc::internal, std::move(message))
             .with_tensor(ti.name)
             .with_rule("synthetic.shape");
       }
