@@ -14,6 +14,7 @@
 #include "dmem/session.hpp"        // IWYU pragma: export
 #include "dmem/status.hpp"         // IWYU pragma: export
 #include "dmem/strategy.hpp"       // IWYU pragma: export
+#include "dmem/synthetic.hpp"      // IWYU pragma: export
 #include "dmem/tensor.hpp"         // IWYU pragma: export
 #include "dmem/tensor_source.hpp"  // IWYU pragma: export
 #include "dmem/units.hpp"          // IWYU pragma: export
