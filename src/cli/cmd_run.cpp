@@ -223,6 +223,17 @@ int run_run(const Args& args) {
     model = std::move(reopened.value());
   }
 
+  for (const Component& c : model.components) {
+    if (!c.tensors.empty() && c.files.empty()) {
+      return fail(Status(Errc::invalid_argument,
+                         "'" + display + "' has no weights on disk (a built-in catalog model is "
+                         "headers only)")
+                      .with_rule("runtime.no_files")
+                      .with_hint("add --scale-down 16 to run a scaled-down copy with generated "
+                                 "weights, or give a checkpoint path")
+                      .to_string());
+    }
+  }
   auto machine = read_machine_options(vm, default_workload(model));
   if (!machine) return fail(machine.status().to_string());
   Strategy strategy;
@@ -347,8 +358,10 @@ int run_run(const Args& args) {
   std::vector<float> x;
   std::vector<float> y;
   std::vector<double> step_seconds;
+  std::uint64_t denoise_bytes = 0;
   for (PhaseRun& run : phases) {
     const auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t moved_before = session->stats().bytes_to_device;
     for (std::uint32_t r = 0; r < run.repeats; ++r) {
       const auto s0 = std::chrono::steady_clock::now();
       if (run.phase == "denoise") session->begin_step(r);
@@ -365,6 +378,7 @@ int run_run(const Args& args) {
       }
     }
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (run.phase == "denoise") denoise_bytes += session->stats().bytes_to_device - moved_before;
   }
   if (!trace_path.empty()) {
     if (Status s = session->write_trace(trace_path); !s) return fail(s.to_string());
@@ -378,8 +392,7 @@ int run_run(const Args& args) {
     for (std::size_t i = first; i < step_seconds.size(); ++i) measured_step += step_seconds[i];
     measured_step /= static_cast<double>(step_seconds.size() - first);
   }
-  const std::uint64_t per_step =
-      steps == 0 ? 0 : st.bytes_to_device / std::max<std::uint32_t>(1, steps);
+  const std::uint64_t per_step = steps == 0 ? 0 : denoise_bytes / steps;
   struct Row {
     const char* store;
     std::uint64_t estimate;

@@ -95,9 +95,14 @@ Status Session::Impl::prepare() noexcept {
     groups[g].state = State::resident;
   }
 
+  // The disk tier: the cache file, and checkpoint bytes that a disk placement streams from (a
+  // dropped component rereads its checkpoint too, but that is the model, not a tier).
   std::uint64_t on_disk = layout.cache_bytes;
-  for (const TensorSlot& slot : layout.tensors)
-    if (slot.home == StoreKind::disk && !slot.cast) on_disk += slot.stored_bytes;
+  for (const TensorSlot& slot : layout.tensors) {
+    const auto kind = layout.components[slot.component].placement.kind;
+    if (slot.home == StoreKind::disk && !slot.cast && kind != PlacementKind::dropped)
+      on_disk += slot.stored_bytes;
+  }
   (void)disk_store.try_reserve(on_disk);  // the disk store has no budget: it is measured
 
   sources.resize(layout.components.size());

@@ -69,8 +69,9 @@ Policy policy_for(const Placement& p) {
       policy.load_at_open = true;
       break;
     case PlacementKind::dropped:
+      // Read from the checkpoint when its phase first needs it, freed by finish(): never on the
+      // device beside the components of other phases.
       policy.home = StoreKind::disk;
-      policy.load_at_open = true;
       break;
     case PlacementKind::cpu:
       policy.home = StoreKind::pageable;
