@@ -130,9 +130,14 @@ Result<LoadedPlugin> activate_locked(dmem_plugin_probe_fn probe_fn, dmem_plugin_
     // Plugin status codes are Errc values; anything else is the plugin's bug.
     const bool known = rc > 0 && rc <= DMEM_PLUGIN_INTERNAL &&
                        rc != static_cast<std::int32_t>(Errc::validation_failed);
-    return load_error(known ? static_cast<Errc>(rc) : Errc::internal,
-                      std::string("dmem_plugin_entry failed: ") + message, "plugin.entry",
-                      "see the plugin's message; the plugin refused to start", path);
+    const Errc code = known ? static_cast<Errc>(rc) : Errc::internal;
+    return load_error(code, std::string("dmem_plugin_entry failed: ") + message, "plugin.entry",
+                      code == Errc::internal
+                          ? "the plugin failed while starting (an error or exception caught at "
+                            "its boundary): report this message to the plugin's author, or "
+                            "remove the library from the plugin path"
+                          : "see the plugin's message; the plugin refused to start",
+                      path);
   }
   DMEM_TRY(check_descriptor(descriptor, *probe, path));
 
