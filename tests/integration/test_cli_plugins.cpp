@@ -15,6 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr std::size_t kStatic = DMEM_TEST_STATIC_PLUGINS ? 1 : 0;
+
 /// A plugin directory holding the good fixture and a few broken ones.
 void fill(const dmem::test::TempDir& dir) {
   for (const char* v : {"good", "wrong_major", "missing_entry", "entry_throws", "no_kernels"}) {
@@ -37,9 +39,10 @@ TEST_CASE("dmem plugins lists plugins and every skipped file with why", "[cli][p
   std::string out;
   REQUIRE(run_command(cli_with_path(dir) + " plugins --sm 89", &out) == 0);
   INFO(out);
-  CHECK(
-      out.find("plugins (1)\n  dmem.quantizer.fixture_good 1.0.0 · quantizer · plugin ABI 1.0 · " +
-               dir.file("dmem_plugin_fixture_good.so")) != std::string::npos);
+  // A DMEM_STATIC_PLUGINS build also lists the static fixture, from its table.
+  CHECK(out.find("plugins (" + std::to_string(1 + kStatic) + ")\n") == 0);
+  CHECK(out.find("  dmem.quantizer.fixture_good 1.0.0 · quantizer · plugin ABI 1.0 · " +
+                 dir.file("dmem_plugin_fixture_good.so")) != std::string::npos);
   CHECK(out.find("    runs on      cpu\n") != std::string::npos);
   CHECK(out.find("    accepts      f32\n") != std::string::npos);
   CHECK(out.find("    CUDA archs   none (no CUDA kernels of its own)\n") != std::string::npos);
@@ -68,9 +71,9 @@ TEST_CASE("dmem plugins --json decodes capabilities; --path comes first", "[cli]
   CHECK(j["device_sm"] == 75);
   CHECK(j["searched"][0] == first.path().string());
   CHECK(j["searched"][1] == dir.path().string());
-  REQUIRE(j["plugins"].size() == 2);
+  REQUIRE(j["plugins"].size() == 2 + kStatic);
   // The --path copy wins; the one on DMEM_PLUGIN_PATH is a duplicate.
-  const auto& nk = j["plugins"][0];
+  const auto& nk = j["plugins"][kStatic];
   CHECK(nk["id"] == "dmem.quantizer.fixture_no_kernels");
   CHECK(nk["source"] == "file");
   CHECK(nk["path"] == first.file("dmem_plugin_no_kernels.so"));
@@ -83,7 +86,7 @@ TEST_CASE("dmem plugins --json decodes capabilities; --path comes first", "[cli]
   CHECK(nk["caps"]["flags"] == nlohmann::json::array({"moves-packed"}));
   CHECK(nk["caps"]["cuda_archs"] == nlohmann::json::array({75, 90}));
   CHECK(nk["caps"]["quality"] == "int8");
-  CHECK(j["plugins"][1]["id"] == "dmem.quantizer.fixture_good");
+  CHECK(j["plugins"][1 + kStatic]["id"] == "dmem.quantizer.fixture_good");
   bool duplicate = false;
   for (const auto& s : j["skipped"]) {
     CHECK_FALSE(s["hint"].get<std::string>().empty());
