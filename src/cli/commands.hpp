@@ -16,5 +16,6 @@ int run_plan(const Args& args);
 int run_validate(const Args& args);
 int run_hardware(const Args& args);
 int run_run(const Args& args);
+int run_plugins(const Args& args);
 
 }  // namespace dmem::cli

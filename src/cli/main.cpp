@@ -22,6 +22,9 @@ commands:
   hardware [flags] [--json]    what dmem sees of this machine (or the described one)
   run <model> [--plan N | --strategy s.json] [--scale-down F] [--steps N] [--trace t.json]
                                load by a plan and run a synthetic workload; estimate vs measured
+  plugins [--json] [--path DIR]...
+                               the plugins dmem finds, their capabilities, and every
+                               candidate file skipped with why
 
 <model> is a catalog name (dmem models), a .safetensors file, a *.safetensors.index.json,
 a diffusers folder, a single-file checkpoint or a .gguf file.
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return dmem::cli::run_validate(args);
     if (command == "hardware") return dmem::cli::run_hardware(args);
     if (command == "run") return dmem::cli::run_run(args);
+    if (command == "plugins") return dmem::cli::run_plugins(args);
     if (command == "help" || command == "--help" || command == "-h") {
       std::printf("%s\n", kUsage);
       return 0;
@@ -64,11 +68,12 @@ int main(int argc, char** argv) {
                                " [rule cli.internal] (hint: please report this line)",
                            dmem::cli::kExitInternal);
   }
-  dmem::cli::fail("", dmem::Status(dmem::Errc::invalid_argument,
-                                   "unknown command '" + std::string(command) + "'")
-                          .with_rule("cli.command")
-                          .with_hint("one of models, inspect, plan, validate, hardware, run, help")
-                          .to_string());
+  dmem::cli::fail(
+      "",
+      dmem::Status(dmem::Errc::invalid_argument, "unknown command '" + std::string(command) + "'")
+          .with_rule("cli.command")
+          .with_hint("one of models, inspect, plan, validate, hardware, plugins, run, help")
+          .to_string());
   std::fprintf(stderr, "%s\n", kUsage);
   return dmem::cli::kExitBadInput;
 }

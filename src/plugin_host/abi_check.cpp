@@ -2,6 +2,7 @@
 // host checks"). Every rejection names its rule and says what to do about it.
 #include "plugin_host/abi_check.hpp"
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <initializer_list>
@@ -12,6 +13,7 @@ namespace dmem::detail {
 namespace {
 
 constexpr std::size_t kMaxIdLength = 128;
+constexpr std::uint32_t kMaxCudaArchs = 64;
 
 /// A field of an ABI struct and where it ends: a reader needs struct_size >= end.
 struct Field {
@@ -168,6 +170,35 @@ Status check_descriptor(const dmem_plugin_descriptor* d, const dmem_plugin_probe
       {"linear", q->linear != nullptr}};
   for (const auto& f : functions)
     if (!f.present) return null_entry(std::string("dmem_quantizer_vtable.") + f.name, source);
+  return Status::ok();
+}
+
+Status check_caps(const dmem_quantizer_caps* c, std::string_view source) noexcept {
+  using C = dmem_quantizer_caps;
+  if (!c) return null_entry("dmem_quantizer_vtable.caps() returned a pointer that", source);
+  DMEM_TRY(require_fields(
+      "dmem_quantizer_caps", c->struct_size,
+      {DMEM_ABI_FIELD(C, exec_devices), DMEM_ABI_FIELD(C, storage_tiers), DMEM_ABI_FIELD(C, flags),
+       DMEM_ABI_FIELD(C, input_dtypes), DMEM_ABI_FIELD(C, min_sm), DMEM_ABI_FIELD(C, block_size),
+       DMEM_ABI_FIELD(C, quality_tier), DMEM_ABI_FIELD(C, cuda_arch_count),
+       DMEM_ABI_FIELD(C, cuda_archs), DMEM_ABI_FIELD(C, speed_factor), DMEM_ABI_FIELD(C, variant),
+       DMEM_ABI_FIELD(C, display)},
+      source));
+  if (c->cuda_arch_count > 0 && !c->cuda_archs)
+    return null_entry("dmem_quantizer_caps.cuda_archs (with cuda_arch_count > 0)", source);
+  const char* bad = nullptr;
+  if (c->cuda_arch_count > kMaxCudaArchs)
+    bad = "lists more than 64 CUDA architectures";
+  else if (c->quality_tier > DMEM_PLUGIN_QUALITY_Q2)
+    bad = "has an unknown quality_tier";
+  else if (!std::isfinite(c->speed_factor) || c->speed_factor <= 0.0)
+    bad = "has a speed_factor that is not a positive number";
+  if (bad)
+    return reject(Errc::format_error, std::string("the quantizer's capabilities ") + bad,
+                  "plugin.caps",
+                  "the plugin is broken: fix what its caps() reports (docs/plugin-guide.md, "
+                  "Capabilities)",
+                  source);
   return Status::ok();
 }
 

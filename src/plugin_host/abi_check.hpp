@@ -30,4 +30,8 @@ struct PluginAbiVersion {
                                       const dmem_plugin_probe_info& probe,
                                       std::string_view source) noexcept;
 
+/// Checks the capabilities a quantizer instance reported: struct size, the arch list present
+/// when counted and of a sane length, a known quality tier, a positive finite speed factor.
+[[nodiscard]] Status check_caps(const dmem_quantizer_caps* caps, std::string_view source) noexcept;
+
 }  // namespace dmem::detail

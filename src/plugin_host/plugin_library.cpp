@@ -41,6 +41,9 @@ void* symbol(const boost::dll::shared_library& lib, const char* name) {
   return lib.has(name) ? dlsym(lib.native(), name) : nullptr;
 }
 
+Result<LoadedPlugin> activate_locked(dmem_plugin_probe_fn probe_fn, dmem_plugin_entry_fn entry_fn,
+                                     const dmem_plugin_host& host, const std::string& path);
+
 }  // namespace
 
 Result<LoadedPlugin> load_plugin(const std::string& path, const dmem_plugin_host& host) noexcept {
@@ -79,6 +82,39 @@ Result<LoadedPlugin> load_plugin(const std::string& path, const dmem_plugin_host
                       "(DMEM_QUANTIZER_PLUGIN in dmem/plugin/plugin.hpp defines both)",
                       path);
 
+  auto activated = activate_locked(probe_fn, entry_fn, host, path);
+  if (!activated) return activated;
+  activated->library = lib;
+  kept_libraries().push_back(lib);
+  return activated;
+}
+
+const dmem_plugin_host& plugin_host_table() noexcept {
+  // No log callback yet: plugin messages are dropped until a runtime routes them to its logger.
+  static const dmem_plugin_host host{sizeof(dmem_plugin_host), DMEM_PLUGIN_ABI_MAJOR,
+                                     DMEM_PLUGIN_ABI_MINOR, nullptr, nullptr};
+  return host;
+}
+
+Result<LoadedPlugin> activate_plugin(dmem_plugin_probe_fn probe_fn, dmem_plugin_entry_fn entry_fn,
+                                     const dmem_plugin_host& host,
+                                     const std::string& source) noexcept {
+  const std::lock_guard<std::mutex> lock(load_mutex());
+  if (!probe_fn || !entry_fn)
+    return load_error(Errc::invalid_argument,
+                      std::string("the in-binary plugin's ") + (probe_fn ? "entry" : "probe") +
+                          " function is NULL",
+                      "plugin.entry.null",
+                      "pass both functions: dmem_plugin_probe_<name> and dmem_plugin_entry_<name> "
+                      "(DMEM_PLUGIN_DECLARE_STATIC declares them)",
+                      source);
+  return activate_locked(probe_fn, entry_fn, host, source);
+}
+
+namespace {
+
+Result<LoadedPlugin> activate_locked(dmem_plugin_probe_fn probe_fn, dmem_plugin_entry_fn entry_fn,
+                                     const dmem_plugin_host& host, const std::string& path) {
   const dmem_plugin_probe_info* probe = probe_fn();
   DMEM_TRY(check_probe(probe, path));
 
@@ -94,19 +130,24 @@ Result<LoadedPlugin> load_plugin(const std::string& path, const dmem_plugin_host
     // Plugin status codes are Errc values; anything else is the plugin's bug.
     const bool known = rc > 0 && rc <= DMEM_PLUGIN_INTERNAL &&
                        rc != static_cast<std::int32_t>(Errc::validation_failed);
-    return load_error(known ? static_cast<Errc>(rc) : Errc::internal,
-                      std::string("dmem_plugin_entry failed: ") + message, "plugin.entry",
-                      "see the plugin's message; the plugin refused to start", path);
+    const Errc code = known ? static_cast<Errc>(rc) : Errc::internal;
+    return load_error(code, std::string("dmem_plugin_entry failed: ") + message, "plugin.entry",
+                      code == Errc::internal
+                          ? "the plugin failed while starting (an error or exception caught at "
+                            "its boundary): report this message to the plugin's author, or "
+                            "remove the library from the plugin path"
+                          : "see the plugin's message; the plugin refused to start",
+                      path);
   }
   DMEM_TRY(check_descriptor(descriptor, *probe, path));
 
   LoadedPlugin loaded;
-  loaded.library = lib;
   loaded.path = path;
   loaded.probe = probe;
   loaded.descriptor = descriptor;
-  kept_libraries().push_back(loaded.library);
   return loaded;
 }
+
+}  // namespace
 
 }  // namespace dmem::detail

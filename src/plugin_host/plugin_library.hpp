@@ -20,6 +20,18 @@ struct LoadedPlugin {
   const dmem_plugin_descriptor* descriptor = nullptr;
 };
 
+/// The host table every plugin is given: process-lifetime, since a plugin may keep the pointer
+/// for as long as its library is loaded (forever).
+[[nodiscard]] const dmem_plugin_host& plugin_host_table() noexcept;
+
+/// Checks a plugin's probe, calls its entry and checks the descriptor: what load_plugin does
+/// once the symbols are found, and all an in-binary plugin (static table, add_plugin) goes
+/// through. `source` names it in messages. Serialised with load_plugin.
+[[nodiscard]] Result<LoadedPlugin> activate_plugin(dmem_plugin_probe_fn probe,
+                                                   dmem_plugin_entry_fn entry,
+                                                   const dmem_plugin_host& host,
+                                                   const std::string& source) noexcept;
+
 /// Loads the library at `path`, checks its probe before running any other plugin code, calls
 /// dmem_plugin_entry with `host` (which must outlive the plugin) and checks the descriptor.
 /// Loads are serialised. Rule ids: plugin.load (not loadable), plugin.symbol (an entry symbol is

@@ -226,6 +226,16 @@ DMEM_PLUGIN_EXPORT int32_t dmem_plugin_entry(const dmem_plugin_host* host,
 /* C99 has no _Static_assert: a negative array size stops the build instead. */
 #define DMEM_PLUGIN_CAT_(a, b) a##b
 #define DMEM_PLUGIN_CAT(a, b) DMEM_PLUGIN_CAT_(a, b)
+
+/* Static mode (DMEM_STATIC_PLUGINS, docs/plugin-guide.md): a plugin linked into the host has
+ * uniquely named entry functions, dmem_plugin_probe_<name> and dmem_plugin_entry_<name>, that
+ * the host lists in a table. This declares them. */
+#define DMEM_PLUGIN_DECLARE_STATIC(name)                                                 \
+  DMEM_PLUGIN_EXTERN_C const dmem_plugin_probe_info* DMEM_PLUGIN_CAT(dmem_plugin_probe_, \
+                                                                     name)(void);        \
+  DMEM_PLUGIN_EXTERN_C int32_t DMEM_PLUGIN_CAT(dmem_plugin_entry_, name)(                \
+      const dmem_plugin_host* host, const dmem_plugin_descriptor** descriptor,           \
+      dmem_plugin_error* err)
 #if defined(__cplusplus)
 #define DMEM_PLUGIN_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L

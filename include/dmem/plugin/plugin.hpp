@@ -365,6 +365,14 @@ class QuantizerAdapter {
       return detail::fail(err, DMEM_PLUGIN_UNSUPPORTED,
                           "host plugin ABI major differs from the one this plugin was built for");
     detail::host_slot().store(host, std::memory_order_release);
+    // An optional one-time start-up check (CPU features, a driver): its refusal or exception
+    // becomes the entry's status, so the host skips the plugin and goes on.
+    if constexpr (requires {
+                    { T::on_load() } -> std::same_as<Outcome>;
+                  }) {
+      const std::int32_t rc = detail::guarded("entry", err, [] { return T::on_load(); });
+      if (rc != DMEM_PLUGIN_OK) return rc;
+    }
     *out = &kDescriptor;
     write_error(err, {});
     return DMEM_PLUGIN_OK;
@@ -375,15 +383,29 @@ class QuantizerAdapter {
 }  // namespace v1
 }  // namespace dmem
 
-/// Exports the two entry symbols of a plugin library for quantizer class `Class` (use once per
-/// library, at global scope).
-#define DMEM_QUANTIZER_PLUGIN(Class)                                                            \
-  DMEM_PLUGIN_EXPORT const dmem_plugin_probe_info* dmem_plugin_probe(void) {                    \
-    return ::dmem::plugin::QuantizerAdapter<Class>::probe();                                    \
-  }                                                                                             \
-  DMEM_PLUGIN_EXPORT int32_t dmem_plugin_entry(const dmem_plugin_host* dmem_host_,              \
-                                               const dmem_plugin_descriptor** dmem_descriptor_, \
-                                               dmem_plugin_error* dmem_err_) {                  \
-    return ::dmem::plugin::QuantizerAdapter<Class>::entry(dmem_host_, dmem_descriptor_,         \
-                                                          dmem_err_);                           \
+// A plugin library exports dmem_plugin_probe and dmem_plugin_entry. Compiled for static mode
+// (dmem_add_plugin does it with DMEM_STATIC_PLUGINS=ON) the same macro defines
+// dmem_plugin_probe_<name> and dmem_plugin_entry_<name> instead, not exported, so that many
+// plugins link into one binary; the host lists them in its table.
+#if defined(DMEM_PLUGIN_STATIC_NAME)
+#define DMEM_PLUGIN_PROBE_FUNCTION DMEM_PLUGIN_CAT(dmem_plugin_probe_, DMEM_PLUGIN_STATIC_NAME)
+#define DMEM_PLUGIN_ENTRY_FUNCTION DMEM_PLUGIN_CAT(dmem_plugin_entry_, DMEM_PLUGIN_STATIC_NAME)
+#define DMEM_PLUGIN_ENTRY_LINKAGE DMEM_PLUGIN_EXTERN_C
+#else
+#define DMEM_PLUGIN_PROBE_FUNCTION dmem_plugin_probe
+#define DMEM_PLUGIN_ENTRY_FUNCTION dmem_plugin_entry
+#define DMEM_PLUGIN_ENTRY_LINKAGE DMEM_PLUGIN_EXPORT
+#endif
+
+/// Defines the two entry functions of a plugin for quantizer class `Class` (use once per
+/// plugin, at global scope).
+#define DMEM_QUANTIZER_PLUGIN(Class)                                                         \
+  DMEM_PLUGIN_ENTRY_LINKAGE const dmem_plugin_probe_info* DMEM_PLUGIN_PROBE_FUNCTION(void) { \
+    return ::dmem::plugin::QuantizerAdapter<Class>::probe();                                 \
+  }                                                                                          \
+  DMEM_PLUGIN_ENTRY_LINKAGE int32_t DMEM_PLUGIN_ENTRY_FUNCTION(                              \
+      const dmem_plugin_host* dmem_host_, const dmem_plugin_descriptor** dmem_descriptor_,   \
+      dmem_plugin_error* dmem_err_) {                                                        \
+    return ::dmem::plugin::QuantizerAdapter<Class>::entry(dmem_host_, dmem_descriptor_,      \
+                                                          dmem_err_);                        \
   }
