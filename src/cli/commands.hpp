@@ -15,5 +15,6 @@ int run_inspect(const Args& args);
 int run_plan(const Args& args);
 int run_validate(const Args& args);
 int run_hardware(const Args& args);
+int run_report(const Args& args);
 
 }  // namespace dmem::cli

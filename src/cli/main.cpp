@@ -20,6 +20,8 @@ commands:
   validate <strategy.json> --model <model> [flags]
                                check a strategy against the composition rules and budgets
   hardware [flags] [--json]    what dmem sees of this machine (or the described one)
+  report <trace.json> [--json] peaks per store, load rate, bytes moved, stalls and overlap per
+                               step from a trace (dmem run --trace)
 
 <model> is a catalog name (dmem models), a .safetensors file, a *.safetensors.index.json,
 a diffusers folder, a single-file checkpoint or a .gguf file.
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
     if (command == "plan") return dmem::cli::run_plan(args);
     if (command == "validate") return dmem::cli::run_validate(args);
     if (command == "hardware") return dmem::cli::run_hardware(args);
+    if (command == "report") return dmem::cli::run_report(args);
     if (command == "help" || command == "--help" || command == "-h") {
       std::printf("%s\n", kUsage);
       return 0;
@@ -61,11 +64,12 @@ int main(int argc, char** argv) {
                                " [rule cli.internal] (hint: please report this line)",
                            dmem::cli::kExitInternal);
   }
-  dmem::cli::fail("", dmem::Status(dmem::Errc::invalid_argument,
-                                   "unknown command '" + std::string(command) + "'")
-                          .with_rule("cli.command")
-                          .with_hint("one of models, inspect, plan, validate, hardware, help")
-                          .to_string());
+  dmem::cli::fail(
+      "",
+      dmem::Status(dmem::Errc::invalid_argument, "unknown command '" + std::string(command) + "'")
+          .with_rule("cli.command")
+          .with_hint("one of models, inspect, plan, validate, hardware, report, help")
+          .to_string());
   std::fprintf(stderr, "%s\n", kUsage);
   return dmem::cli::kExitBadInput;
 }
