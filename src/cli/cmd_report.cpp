@@ -144,7 +144,7 @@ std::string to_text(const std::string& path, const detail::TraceSummary& s) {
     out += format_bytes(s.load_bytes, false);
     out += " in ";
     out += std::to_string(s.load_spans);
-    out += " reads";
+    out += s.load_spans == 1 ? " read" : " reads";
     if (s.load_gbps) {
       out += ", ";
       out += num(*s.load_gbps, 2);
@@ -189,7 +189,7 @@ std::string to_text(const std::string& path, const detail::TraceSummary& s) {
     out += format_bytes(static_cast<std::uint64_t>(double(s.h2d_bytes) / n), false);
     out += "/step) · ";
     out += std::to_string(s.d2h_copies);
-    out += " D2H copies · stall ";
+    out += s.d2h_copies == 1 ? " D2H copy · stall " : " D2H copies · stall ";
     out += num(s.stall_seconds, 3);
     out += " s · overlap ";
     out += pct(s.overlap);

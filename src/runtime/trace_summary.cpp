@@ -17,8 +17,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::size_t kMaxDepth = 64;
-// Timestamps above this (about 290 years in microseconds) cannot be a trace of a run.
-constexpr double kMaxMicroseconds = 9.0e15;
+// Timestamps and durations above this (about 126 years in microseconds) cannot be a trace of a
+// run; the bound keeps start + duration in nanoseconds within int64.
+constexpr double kMaxMicroseconds = 4.0e15;
 
 struct Interval {
   std::int64_t start = 0;  // ns
@@ -87,18 +88,18 @@ class TraceReader {
     return scalar(json(v));
   }
   bool string(json::string_t& v) { return scalar(json(std::move(v))); }
-  bool binary(json::binary_t& /*v*/) { return fail_json("binary values are not JSON", 0); }
+  bool binary(json::binary_t& /*v*/) { return fail_json("binary values are not JSON"); }
   bool start_object(std::size_t /*n*/) { return open(true); }
   bool start_array(std::size_t /*n*/) { return open(false); }
   bool end_object() { return close(); }
   bool end_array() { return close(); }
   bool key(json::string_t& k) {
     if (!stack_.empty()) {
-      if (stack_.back()->contains(k)) return fail_json("duplicate key \"" + k + "\"", 0);
+      if (stack_.back()->contains(k)) return fail_json("duplicate key \"" + k + "\"");
       key_ = std::move(k);
     } else if (depth_ == 1) {
       if ((k == "traceEvents" && saw_events_) || (k == "dmem" && saw_dmem_))
-        return fail_json("duplicate key \"" + k + "\"", 0);
+        return fail_json("duplicate key \"" + k + "\"");
       key_ = std::move(k);
     }
     return true;
@@ -111,13 +112,14 @@ class TraceReader {
  private:
   enum class Target { none, event, dmem };
 
-  bool fail_json(std::string message, std::size_t offset) {
+  // `offset` is known for syntax errors only (the parser's position).
+  bool fail_json(std::string message, std::optional<std::size_t> offset = std::nullopt) {
     if (error_) {
       error_ = Status(Errc::format_error, "the trace is not valid JSON: " + std::move(message))
                    .with_file(file_)
-                   .with_offset(offset)
                    .with_rule("report.json")
                    .with_hint("a Chrome trace JSON file, as `dmem run --trace` writes");
+      if (offset) error_.with_offset(*offset);
     }
     return false;
   }
@@ -162,7 +164,7 @@ class TraceReader {
 
   bool open(bool object) {
     if (depth_ >= kMaxDepth)
-      return fail_json("nested deeper than " + std::to_string(kMaxDepth) + " levels", 0);
+      return fail_json("nested deeper than " + std::to_string(kMaxDepth) + " levels");
     const std::size_t at = depth_++;  // containers open around this one
     if (!stack_.empty()) {
       stack_.push_back(place(object ? json::object() : json::array()));

@@ -335,6 +335,8 @@ TEST_CASE("trace summary: malformed traces are one error with the file and rule"
       {"dur missing", R"({"traceEvents":[{"ph":"X","cat":"copy","ts":0}]})", "report.format"},
       {"negative ts", R"({"traceEvents":[{"ph":"X","cat":"copy","ts":-1,"dur":1}]})",
        "report.format"},
+      {"ts past int64 nanoseconds",
+       R"({"traceEvents":[{"ph":"X","cat":"copy","ts":9e15,"dur":9e15}]})", "report.format"},
       {"bytes negative",
        R"({"traceEvents":[{"ph":"X","cat":"copy","ts":0,"dur":1,"args":{"bytes":-5}}]})",
        "report.format"},
