@@ -312,8 +312,9 @@ Status Trace::write_chrome_json(std::string_view path) const noexcept {
 
 ScopedSpan::ScopedSpan(Trace& trace, std::uint32_t lane, std::string_view category,
                        std::string_view name, std::initializer_list<TraceArg> args) noexcept
-    : trace_(trace.enabled() ? &trace : nullptr), lane_(lane), category_(category), name_(name) {
+    : trace_(trace.enabled() ? &trace : nullptr), lane_(lane), category_(category) {
   if (!trace_) return;
+  name_.assign(name.data(), name.size());
   for (const TraceArg& a : args) set_arg(a.key, a.value);
   start_ns_ = trace.now_ns();
 }

@@ -81,7 +81,8 @@ class Trace {
   void memory(Store store, std::uint64_t bytes_in_use) noexcept;
 
   /// Run facts under the JSON's top-level "dmem" object ("device", "budget.device",
-  /// "estimate.step_seconds" …). A later value for a key replaces the earlier one.
+  /// "estimate.step_seconds" …). A later value for a key replaces the earlier one. Like every
+  /// recording call, a no-op while disabled: enable first.
   void set_info(std::string_view key, std::string_view value) noexcept;
   void set_info_number(std::string_view key, double value) noexcept;
 
@@ -152,8 +153,8 @@ class Trace {
 };
 
 /// Records a span from construction to destruction (nothing at all when the trace is disabled).
-/// `category`, `name` and the argument keys must outlive the span (literals, or a name the caller
-/// keeps).
+/// The name is copied (it is often a temporary); `category` and the argument keys must outlive
+/// the span (they are literals in practice).
 class ScopedSpan {
  public:
   ScopedSpan(Trace& trace, std::uint32_t lane, std::string_view category, std::string_view name,
@@ -169,7 +170,7 @@ class ScopedSpan {
   Trace* trace_;  // null when the trace was disabled at construction
   std::uint32_t lane_;
   std::string_view category_;
-  std::string_view name_;
+  std::string name_;  // left empty when disabled: nothing is allocated
   std::uint64_t start_ns_ = 0;
   std::array<TraceArg, Trace::kMaxArgs> args_{};
   std::size_t arg_count_ = 0;

@@ -264,12 +264,21 @@ TEST_CASE("trace: ScopedSpan records from construction to destruction", "[trace]
     ScopedSpan s(t, lane, "load", "w", {{"bytes", 1}});
     s.set_arg("bytes", 77);
   }
-  REQUIRE(t.size() == 1);
+  {
+    // The name is copied: a temporary is safe (ASan would see a dangling view).
+    ScopedSpan s(t, lane, "compute", std::string("linear ") + std::to_string(12));
+  }
+  REQUIRE(t.size() == 2);
   dmem::test::TempDir dir;
   REQUIRE(t.write_chrome_json(dir.file("t.json")).is_ok());
   auto s = dmem::detail::summarize_trace_file(dir.file("t.json"));
   REQUIRE(s.is_ok());
   CHECK(s->load_bytes == 77);
+  bool named = false;
+  const auto j = read_json(dir.file("t.json"));
+  for (const auto& e : j["traceEvents"])
+    named = named || (e["ph"] == "X" && e["name"] == "linear 12" && e["cat"] == "compute");
+  CHECK(named);
 }
 
 TEST_CASE("trace: writing refuses a folder and leaves no temporary file", "[trace]") {
