@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -288,6 +289,7 @@ TEST_CASE("trace: writing refuses a folder and leaves no temporary file", "[trac
   const auto status = t.write_chrome_json(dir.path().string());
   REQUIRE_FALSE(status.is_ok());
   CHECK(status.rule() == "file.write_target");
+  CHECK(std::filesystem::is_empty(dir.path()));
 }
 
 TEST_CASE("trace summary: a crafted timeline gives the exact figures", "[trace]") {
