@@ -98,6 +98,19 @@ if [ "${DMEM_SKIP_SANITIZE:-0}" != 1 ]; then
   stage_done "ASan/UBSan (gcc Debug, CPU) + unit suite"
 fi
 
+if [ "${DMEM_SKIP_SANITIZE:-0}" != 1 ]; then
+  # ThreadSanitizer: the tests where threads meet (acquire/release from several threads, the
+  # prefetch worker, the loader's I/O threads, the trace recorder), CPU only, no command.
+  tsan="$build-tsan"
+  cmake -S "$here" -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDMEM_WITH_CUDA=OFF \
+    -DDMEM_WERROR=ON -DDMEM_SANITIZE=thread -DDMEM_BUILD_BENCH=OFF -DDMEM_BUILD_SAMPLES=OFF \
+    -DDMEM_BUILD_CLI=OFF >/dev/null
+  cmake --build "$tsan" -j "$jobs" --target dmem_tests
+  (cd "$tsan" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ./tests/dmem_tests "[threads]")
+  stage_done "TSan (gcc RelWithDebInfo, CPU) + [threads] tests"
+fi
+
 if command -v clang++ >/dev/null 2>&1 && [ -f "$here/tests/fuzz/CMakeLists.txt" ]; then
   fz="$build-fuzz"
   CC=clang CXX=clang++ cmake -S "$here" -B "$fz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -122,7 +135,8 @@ fi
 
 # Builds that cover the other build types and compilers, with warnings as errors and with CUDA
 # where the toolkit is present (nvcc then uses that compiler as host compiler): GCC Release is
-# compiled and packaged, clang MinSizeRel compiled and its unit suite run (a few seconds).
+# compiled and packaged, clang MinSizeRel compiled with the plugins linked statically
+# (DMEM_STATIC_PLUGINS, for hosts that cannot dlopen) and its unit suite run.
 if [ "${DMEM_SKIP_MATRIX:-0}" != 1 ]; then
   cmake -S "$here" -B "$build-gcc-release" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDMEM_WERROR=ON \
     "${cuda_args[@]}" >/dev/null
@@ -134,11 +148,12 @@ if [ "${DMEM_SKIP_MATRIX:-0}" != 1 ]; then
   if command -v clang++ >/dev/null 2>&1; then
     CC=clang CXX=clang++ cmake -S "$here" -B "$build-clang-minsizerel" -G Ninja \
       -DCMAKE_BUILD_TYPE=MinSizeRel -DDMEM_WERROR=ON -DCMAKE_CUDA_HOST_COMPILER=clang++ \
+      -DDMEM_STATIC_PLUGINS=ON \
       "${cuda_args[@]}" >/dev/null
     cmake --build "$build-clang-minsizerel" -j "$jobs"
     # The unit suite once more as clang optimises it (seconds; it has caught a clang-only bug).
     (cd "$build-clang-minsizerel" && ./tests/dmem_tests "~[cuda]" --order rand --rng-seed 11 >/dev/null)
-    stage_done "build: clang MinSizeRel, CUDA ${DMEM_CUDA:-AUTO}; unit suite"
+    stage_done "build: clang MinSizeRel, static plugins, CUDA ${DMEM_CUDA:-AUTO}; unit suite"
   fi
 fi
 for t in "${timings[@]}"; do echo "stage: $t"; done

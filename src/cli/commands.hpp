@@ -17,5 +17,6 @@ int run_validate(const Args& args);
 int run_hardware(const Args& args);
 int run_run(const Args& args);
 int run_plugins(const Args& args);
+int run_report(const Args& args);
 
 }  // namespace dmem::cli

@@ -25,6 +25,8 @@ commands:
   plugins [--json] [--path DIR]...
                                the plugins dmem finds, their capabilities, and every
                                candidate file skipped with why
+  report <trace.json> [--json] peaks per store, load rate, bytes moved, stalls and overlap per
+                               step from a trace (dmem run --trace)
 
 <model> is a catalog name (dmem models), a .safetensors file, a *.safetensors.index.json,
 a diffusers folder, a single-file checkpoint or a .gguf file.
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
     if (command == "hardware") return dmem::cli::run_hardware(args);
     if (command == "run") return dmem::cli::run_run(args);
     if (command == "plugins") return dmem::cli::run_plugins(args);
+    if (command == "report") return dmem::cli::run_report(args);
     if (command == "help" || command == "--help" || command == "-h") {
       std::printf("%s\n", kUsage);
       return 0;
@@ -72,7 +75,7 @@ int main(int argc, char** argv) {
       "",
       dmem::Status(dmem::Errc::invalid_argument, "unknown command '" + std::string(command) + "'")
           .with_rule("cli.command")
-          .with_hint("one of models, inspect, plan, validate, hardware, plugins, run, help")
+          .with_hint("one of models, inspect, plan, validate, hardware, plugins, run, report, help")
           .to_string());
   std::fprintf(stderr, "%s\n", kUsage);
   return dmem::cli::kExitBadInput;

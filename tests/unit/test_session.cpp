@@ -121,7 +121,7 @@ TEST_CASE("layerwise-cast weights rest in fp8 and give the same outputs in every
 }
 
 TEST_CASE("the device store never exceeds its budget and streamed groups are dropped",
-          "[runtime]") {
+          "[runtime][threads]") {
   TempDir dir;
   const Model model = test::make_block_model(dir.file("m.safetensors"), 8, 64);
   Placement p = placement(PlacementKind::group_offload);
@@ -225,7 +225,8 @@ TEST_CASE("a catalog model or quantized storage is refused before anything loads
   CHECK(q.status().rule() == "runtime.storage");
 }
 
-TEST_CASE("two threads acquire and release concurrently with the same outputs", "[runtime]") {
+TEST_CASE("two threads acquire and release concurrently with the same outputs",
+          "[runtime][threads]") {
   TempDir dir;
   const Model model = test::make_block_model(dir.file("m.safetensors"), 8);
   Placement p = placement(PlacementKind::group_offload);
@@ -253,7 +254,7 @@ TEST_CASE("two threads acquire and release concurrently with the same outputs", 
   CHECK(session->stats().copies_to_host == 0);
 }
 
-TEST_CASE("load reports progress and reads every byte once", "[runtime]") {
+TEST_CASE("load reports progress and reads every byte once", "[runtime][threads]") {
   TempDir dir;
   const Model model = test::make_block_model(dir.file("m.safetensors"), 4, 128);
   std::uint64_t total = 0;
