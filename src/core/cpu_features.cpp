@@ -3,6 +3,10 @@
 #include <atomic>
 #include <cstdlib>
 
+#if DMEM_HAVE_AVX2_KERNELS
+#include <cpuid.h>
+#endif
+
 namespace dmem::detail {
 
 namespace {
@@ -16,9 +20,13 @@ CpuPath cap(CpuPath wanted) {
 
 CpuPath detected_cpu_path() noexcept {
 #if DMEM_HAVE_AVX2_KERNELS
-  static const CpuPath path = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")
-                                  ? CpuPath::avx2
-                                  : CpuPath::scalar;
+  // "avx2" also checks that the OS saves the AVX state. clang's builtin knows no "f16c", so
+  // that bit comes from CPUID leaf 1 (ECX bit 29).
+  static const CpuPath path = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+    return __builtin_cpu_supports("avx2") && f16c ? CpuPath::avx2 : CpuPath::scalar;
+  }();
   return path;
 #else
   return CpuPath::scalar;
