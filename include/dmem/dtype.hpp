@@ -97,9 +97,12 @@ struct DTypeInfo {
 [[nodiscard]] std::optional<std::uint64_t> dtype_bytes(DType type, std::uint64_t elements) noexcept;
 
 // ---- scalar conversions (bit patterns in integers) -------------------------------------------
-// f32 -> narrow types round to nearest even. fp8 follows PyTorch's software cast: e4m3 has no
-// infinity, so |x| >= 480 (after rounding: > 464), inf and NaN all become NaN (0x7F | sign);
-// e5m2 overflows to inf at >= 61440 after rounding and keeps NaN as NaN.
+// Bit for bit PyTorch's CPU casts (Tensor.to; docs/dtypes.md has the details and the goldens).
+// f32 -> narrow types round to nearest even. e4m3fn has no infinity: overflow (> 464, which
+// rounds past 448) and +-inf saturate to +-448 (0x7E | sign), NaN is 0x7F | sign. e5m2 overflows
+// to inf at >= 61440 after rounding; NaN becomes 0x7F | sign. f32 -> f16 keeps a NaN's sign and
+// top payload bits, quieted (x86 F16C); f32 -> bf16 makes every NaN 0xFFFF. Widening is exact
+// and keeps NaN payloads (f16 NaNs quieted, as F16C; e4m3fn NaN is 0x7FF00000 | sign).
 
 [[nodiscard]] float f16_to_f32(std::uint16_t bits) noexcept;
 [[nodiscard]] std::uint16_t f32_to_f16(float value) noexcept;

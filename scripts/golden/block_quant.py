@@ -48,3 +48,23 @@ for name, qt in QUANT.items():
     q = quants.quantize(x, qt).reshape(-1)
     (out / f"{name}.q").write_bytes(np.uint32(x.size).tobytes() + x.tobytes() + q.tobytes())
 print("wrote", sorted(p.name for p in out.iterdir()))
+
+# NaN-payload, infinite and subnormal f16 scales: <type>_nan.dq (same layout as .dq). A NaN scale
+# keeps its payload through dequantization (the f16 -> f32 conversion keeps it; the product
+# quiets it). A separate generator, so the files above do not change.
+rng = np.random.default_rng(11)
+SPECIAL = np.array([0x7C01, 0xFD55, 0x7E00, 0x7FFF, 0xFE3A, 0x7C00, 0xFC00, 0x0001, 0x83FF,
+                    0x3C00], dtype=np.uint16)
+for name in ("q8_0", "q4_0", "q4_k", "q5_k", "q6_k"):
+    qt, halves = DEQ[name]
+    bs, ts = GGML_QUANT_SIZES[qt]
+    nb = 2 * len(SPECIAL)
+    raw = rng.integers(0, 256, size=(nb, ts), dtype=np.uint8)
+    for k, off in enumerate(halves):
+        h = np.concatenate([SPECIAL, np.roll(SPECIAL, k + 3)]) if k else np.concatenate([SPECIAL, SPECIAL[::-1]])
+        raw[:, off:off + 2] = h.view(np.uint8).reshape(nb, 2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = quants.dequantize(raw.reshape(-1), qt).astype(np.float32).reshape(-1)
+    assert np.any(np.isnan(y)), name
+    (out / f"{name}_nan.dq").write_bytes(np.uint32(nb * bs).tobytes() + raw.tobytes() + y.tobytes())
+print("wrote NaN-scale goldens")

@@ -1,5 +1,7 @@
 // GGML block layouts (FORMATS.md §2.6; ggml-common.h). Each function handles one block; the
-// arithmetic order follows ggml's reference so results are bit-exact.
+// arithmetic order follows ggml's reference so results are bit-exact. f16 scales keep NaN
+// payloads (f16_to_f32). dequant_avx2.cpp has vectorised twins of the common types, used when
+// cpu_path() is AVX2 and giving the same bits.
 #include "dmem/block_quant.hpp"
 
 #include <algorithm>
@@ -7,6 +9,9 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+
+#include "core/cpu_features.hpp"
+#include "core/dequant_kernels.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -380,6 +385,12 @@ Status dequantize(DType type, const void* blocks, float* out, std::size_t count)
   DMEM_TRY(check_count(type, count, blocks, out));
   const auto& info = dtype_info(type);
   const auto* b = static_cast<const u8*>(blocks);
+  if (detail::cpu_path() == detail::CpuPath::avx2) {
+    if (const auto vec = detail::dequant_blocks_avx2(type)) {
+      vec(b, out, count / info.block_elems);
+      return Status::ok();
+    }
+  }
   for (std::size_t i = 0; i < count / info.block_elems; ++i)
     fn(b + i * info.block_bytes, out + i * info.block_elems);
   return Status::ok();

@@ -2,8 +2,11 @@
 
 #include <vector>
 
+#include "core/convert_kernels.hpp"
+#include "core/float_bits.hpp"
 #include "dmem/block_quant.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cctype>
@@ -108,12 +111,6 @@ std::uint32_t round_minifloat(float a, int man, int bias) {
   return (static_cast<std::uint32_t>(e + bias) << man) | (q - (1u << man));
 }
 
-float decode_minifloat(std::uint32_t code, int man, int bias) {
-  const std::uint32_t m = code & ((1u << man) - 1);
-  const std::uint32_t e = code >> man;
-  if (e == 0) return std::ldexp(static_cast<float>(m), 1 - bias - man);
-  return std::ldexp(static_cast<float>(m | (1u << man)), static_cast<int>(e) - bias - man);
-}
 }  // namespace
 
 const DTypeInfo& dtype_info(DType type) noexcept {
@@ -161,60 +158,39 @@ std::optional<std::uint64_t> dtype_bytes(DType type, std::uint64_t elements) noe
 // ---- scalar conversions ----------------------------------------------------------------------
 
 float f16_to_f32(std::uint16_t bits) noexcept {
-  const bool neg = (bits & 0x8000u) != 0;
-  const std::uint32_t mag = bits & 0x7FFFu;
-  float v;
-  if ((mag >> 10) == 0x1F) {
-    v = (mag & 0x3FFu) ? std::numeric_limits<float>::quiet_NaN()
-                       : std::numeric_limits<float>::infinity();
-  } else {
-    v = decode_minifloat(mag, 10, 15);
-  }
-  return neg ? -v : v;
+  return std::bit_cast<float>(detail::f16_to_f32_bits(bits));
 }
 
 std::uint16_t f32_to_f16(float value) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
-  const auto sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
-  if (std::isnan(value)) return static_cast<std::uint16_t>(sign | 0x7E00u);
-  const float a = std::fabs(value);
-  if (std::isinf(a)) return static_cast<std::uint16_t>(sign | 0x7C00u);
-  std::uint32_t code = round_minifloat(a, 10, 15);
-  if (code >= 0x7C00u) code = 0x7C00u;  // overflow to infinity
-  return static_cast<std::uint16_t>(sign | code);
+  return detail::f32_to_f16_bits(std::bit_cast<std::uint32_t>(value));
 }
 
 float bf16_to_f32(std::uint16_t bits) noexcept {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+  return std::bit_cast<float>(detail::bf16_to_f32_bits(bits));
 }
 
 std::uint16_t f32_to_bf16(float value) noexcept {
-  std::uint32_t u = std::bit_cast<std::uint32_t>(value);
-  if (std::isnan(value)) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // keep it quiet
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<std::uint16_t>(u >> 16);
+  return detail::f32_to_bf16_bits(std::bit_cast<std::uint32_t>(value));
 }
 
 float f8_e4m3_to_f32(std::uint8_t bits) noexcept {
-  const bool neg = (bits & 0x80u) != 0;
-  const std::uint32_t mag = bits & 0x7Fu;
-  if (mag == 0x7Fu) return std::numeric_limits<float>::quiet_NaN();
-  const float v = decode_minifloat(mag, 3, 7);
-  return neg ? -v : v;
+  return std::bit_cast<float>(detail::kF8E4m3ToF32[bits]);
 }
 
 std::uint8_t f32_to_f8_e4m3(float value) noexcept {
   const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
   const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
+  if (std::isnan(value)) return static_cast<std::uint8_t>(sign | 0x7Fu);
+  // No infinity in e4m3fn: PyTorch saturates overflow and infinity to the largest finite, 448.
   const float a = std::fabs(value);
-  if (!std::isfinite(a)) return static_cast<std::uint8_t>(sign | 0x7Fu);
-  std::uint32_t code = a >= 480.0f ? 0x7Fu : round_minifloat(a, 3, 7);
-  if (code > 0x7Fu) code = 0x7Fu;  // no infinity: overflow is NaN
+  if (a >= 480.0f) return static_cast<std::uint8_t>(sign | 0x7Eu);
+  std::uint32_t code = round_minifloat(a, 3, 7);
+  if (code > 0x7Eu) code = 0x7Eu;
   return static_cast<std::uint8_t>(sign | code);
 }
 
 float f8_e5m2_to_f32(std::uint8_t bits) noexcept {
-  return f16_to_f32(static_cast<std::uint16_t>(bits << 8));
+  return std::bit_cast<float>(detail::kF8E5m2ToF32[bits]);
 }
 
 std::uint8_t f32_to_f8_e5m2(float value) noexcept {
@@ -363,17 +339,76 @@ void put(DType t, void* p, std::size_t i, double v) {
       break;
   }
 }
+
+// The kernel for one side of a conversion through f32; nullptr when there is none.
+detail::ConvertFn widen_fn(const detail::ConvertKernels& k, DType from) {
+  switch (from) {
+    case D::bf16:
+      return k.bf16_to_f32;
+    case D::f16:
+      return k.f16_to_f32;
+    case D::f8_e4m3:
+      return k.f8_e4m3_to_f32;
+    case D::f8_e5m2:
+      return k.f8_e5m2_to_f32;
+    default:
+      return nullptr;
+  }
+}
+
+template <std::uint8_t (*Fn)(float) noexcept>
+void narrow_f8(const void* src, void* dst, std::size_t n) noexcept {
+  const auto* s = static_cast<const unsigned char*>(src);
+  auto* d = static_cast<unsigned char*>(dst);
+  for (std::size_t i = 0; i < n; ++i) d[i] = Fn(load<float>(s, i));
+}
+
+detail::ConvertFn narrow_fn(const detail::ConvertKernels& k, DType to) {
+  switch (to) {
+    case D::bf16:
+      return k.f32_to_bf16;
+    case D::f16:
+      return k.f32_to_f16;
+    case D::f8_e4m3:
+      return narrow_f8<f32_to_f8_e4m3>;
+    case D::f8_e5m2:
+      return narrow_f8<f32_to_f8_e5m2>;
+    default:
+      return nullptr;
+  }
+}
+
+// Values per step when a conversion goes through an f32 scratch buffer on the stack: a multiple
+// of every block size, small enough to stay in L1.
+constexpr std::size_t kChunk = 1024;
 }  // namespace
 
 Status convert(DType from, const void* src, DType to, void* dst, std::size_t count) noexcept {
+  const auto& fi = dtype_info(from);
+  const auto& ti = dtype_info(to);
   // Block types go through f32 with ggml's (de)quantizers.
-  if (dtype_info(from).is_block_quant && can_dequantize(from) &&
-      (readable(to) || can_quantize(to))) {
+  if (fi.is_block_quant && can_dequantize(from) && (readable(to) || can_quantize(to))) {
+    if (to == D::f32 && reinterpret_cast<std::uintptr_t>(dst) % alignof(float) == 0)
+      return dequantize(from, src, static_cast<float*>(dst), count);
+    if (count % fi.block_elems != 0)  // dequantize() says what is wrong with the count
+      return dequantize(from, src, nullptr, count);
+    if (!ti.is_block_quant) {
+      // Whole blocks through an L1-sized f32 buffer on the stack.
+      float tmp[kChunk];
+      const auto* s = static_cast<const unsigned char*>(src);
+      auto* d = static_cast<unsigned char*>(dst);
+      for (std::size_t i = 0; i < count; i += kChunk) {
+        const std::size_t n = std::min(kChunk, count - i);
+        DMEM_TRY(dequantize(from, s + i / fi.block_elems * fi.block_bytes, tmp, n));
+        DMEM_TRY(convert(D::f32, tmp, to, d + i * ti.block_bytes, n));
+      }
+      return Status::ok();
+    }
     std::vector<float> tmp(count);
     DMEM_TRY(dequantize(from, src, tmp.data(), count));
     return convert(DType::f32, tmp.data(), to, dst, count);
   }
-  if (dtype_info(to).is_block_quant && can_quantize(to) && readable(from)) {
+  if (ti.is_block_quant && can_quantize(to) && readable(from)) {
     std::vector<float> tmp(count);
     DMEM_TRY(convert(from, src, DType::f32, tmp.data(), count));
     return quantize(to, tmp.data(), dst, count);
@@ -388,13 +423,37 @@ Status convert(DType from, const void* src, DType to, void* dst, std::size_t cou
   if (count != 0 && (src == nullptr || dst == nullptr))
     return Status(Errc::invalid_argument, "convert: null buffer");
   if (from == to) {
-    std::memmove(dst, src, count * dtype_info(from).block_bytes);
+    std::memmove(dst, src, count * fi.block_bytes);
+    return Status::ok();
+  }
+  // Narrow floats to and from f32 run the vectorised kernels; between two narrow floats the
+  // values go through f32 in L1-sized steps (exact: f32 holds every narrow value, and the one
+  // rounding is the narrowing, as in PyTorch's casts).
+  const auto& k = detail::convert_kernels();
+  const detail::ConvertFn widen = from == D::f32 ? nullptr : widen_fn(k, from);
+  const detail::ConvertFn narrow = to == D::f32 ? nullptr : narrow_fn(k, to);
+  if (to == D::f32 && widen) {
+    widen(src, dst, count);
+    return Status::ok();
+  }
+  if (from == D::f32 && narrow) {
+    narrow(src, dst, count);
+    return Status::ok();
+  }
+  if (widen && narrow) {
+    float tmp[kChunk];
+    const auto* s = static_cast<const unsigned char*>(src);
+    auto* d = static_cast<unsigned char*>(dst);
+    for (std::size_t i = 0; i < count; i += kChunk) {
+      const std::size_t n = std::min(kChunk, count - i);
+      widen(s + i * fi.block_bytes, tmp, n);
+      narrow(tmp, d + i * ti.block_bytes, n);
+    }
     return Status::ok();
   }
   // f64 goes through double so it is exact; every narrower float goes through f32 first, which
   // is exact for them and gives the single rounding step PyTorch's casts perform.
-  const bool via_double =
-      from == D::f64 || to == D::f64 || !dtype_info(from).is_float || !dtype_info(to).is_float;
+  const bool via_double = from == D::f64 || to == D::f64 || !fi.is_float || !ti.is_float;
   for (std::size_t i = 0; i < count; ++i) {
     const double v = get(from, src, i);
     put(to, dst, i, via_double ? v : static_cast<double>(static_cast<float>(v)));
