@@ -378,6 +378,32 @@ detail::ConvertFn narrow_fn(const detail::ConvertKernels& k, DType to) {
   }
 }
 
+// 16-bit float -> fp8 by table: the result is a pure function of the 16 input bits, so one
+// 64 KiB table per pair (built from the exact scalar path on first use) is exact and runs at
+// memory speed. Layerwise casting at load time converts every castable weight this way.
+using F8Table = std::array<std::uint8_t, 65536>;
+template <DType From, DType To>
+const F8Table& f8_table() noexcept {
+  static const F8Table table = [] {
+    F8Table t{};
+    for (std::uint32_t bits = 0; bits < 65536; ++bits) {
+      const auto b = static_cast<std::uint16_t>(bits);
+      const float v = From == DType::bf16 ? bf16_to_f32(b) : f16_to_f32(b);
+      t[bits] = To == DType::f8_e4m3 ? f32_to_f8_e4m3(v) : f32_to_f8_e5m2(v);
+    }
+    return t;
+  }();
+  return table;
+}
+
+const F8Table* f8_table_for(DType from, DType to) noexcept {
+  if (from == DType::bf16 && to == DType::f8_e4m3) return &f8_table<DType::bf16, DType::f8_e4m3>();
+  if (from == DType::bf16 && to == DType::f8_e5m2) return &f8_table<DType::bf16, DType::f8_e5m2>();
+  if (from == DType::f16 && to == DType::f8_e4m3) return &f8_table<DType::f16, DType::f8_e4m3>();
+  if (from == DType::f16 && to == DType::f8_e5m2) return &f8_table<DType::f16, DType::f8_e5m2>();
+  return nullptr;
+}
+
 // Values per step when a conversion goes through an f32 scratch buffer on the stack: a multiple
 // of every block size, small enough to stay in L1.
 constexpr std::size_t kChunk = 1024;
@@ -438,6 +464,12 @@ Status convert(DType from, const void* src, DType to, void* dst, std::size_t cou
   }
   if (from == D::f32 && narrow) {
     narrow(src, dst, count);
+    return Status::ok();
+  }
+  if (const F8Table* table = f8_table_for(from, to); table != nullptr) {
+    const auto* s = static_cast<const unsigned char*>(src);
+    auto* d = static_cast<unsigned char*>(dst);
+    for (std::size_t i = 0; i < count; ++i) d[i] = (*table)[load<std::uint16_t>(s, i)];
     return Status::ok();
   }
   if (widen && narrow) {

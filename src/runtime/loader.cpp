@@ -225,6 +225,18 @@ Status Session::Impl::load() noexcept {
         const unsigned char* data = staging.data();
         const std::uint64_t dst_off = e * dst_info.block_bytes;
         const std::uint64_t dst_n = n * dst_info.block_bytes;
+        // One destination the host can address: convert straight into it (no second copy).
+        unsigned char* only = nullptr;
+        if (!job.to_cache && (job.device_dst == nullptr) != (job.host_dst == nullptr)) {
+          if (job.host_dst != nullptr) only = static_cast<unsigned char*>(job.host_dst);
+          if (job.device_dst != nullptr && device->host_addressable())
+            only = static_cast<unsigned char*>(job.device_dst);
+        }
+        if (slot.cast && only != nullptr) {
+          DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, only + dst_off, n));
+          done.fetch_add(src_n);
+          continue;
+        }
         if (slot.cast) {
           unsigned char* out = staging.data() + chunk_cap;
           DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, out, n));

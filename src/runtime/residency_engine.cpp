@@ -106,10 +106,19 @@ void Session::Impl::schedule_prefetch(std::uint32_t c, std::uint32_t g) noexcept
   const auto it = std::find(seq.begin(), seq.end(), g);
   if (it == seq.end()) return;
   std::size_t pos = static_cast<std::size_t>(it - seq.begin());
+  std::vector<std::uint32_t> window;
+  for (std::uint32_t k = 0; k < cl.prefetch_depth && k + 1 < seq.size(); ++k)
+    window.push_back(seq[(pos + 1 + k) % seq.size()]);
+  // A prefetched group outside the window was not used when expected (the host changed its
+  // order, or acquired it before the copy started): drop it rather than let it sit there.
+  for (std::uint32_t other : cl.groups) {
+    const GroupState& o = groups[other];
+    if (other != g && o.state == State::resident && o.prefetched && o.pins == 0 &&
+        std::find(window.begin(), window.end(), other) == window.end())
+      evict(other);
+  }
   bool queued_any = false;
-  for (std::uint32_t k = 0; k < cl.prefetch_depth && k + 1 < seq.size(); ++k) {
-    pos = (pos + 1) % seq.size();
-    const std::uint32_t next = seq[pos];
+  for (const std::uint32_t next : window) {
     GroupState& s = groups[next];
     if (s.state != State::parked || s.queued || layout.groups[next].in_place) continue;
     s.queued = true;

@@ -149,7 +149,7 @@ TEST_CASE("the device store never exceeds its budget and streamed groups are dro
   CHECK(s.bytes_to_device > 0);
   // Streamed groups are dropped after use; what stays is prefetched for the next step, and
   // finish() lets that go too.
-  CHECK(s.device.in_use <= largest);
+  CHECK(s.device.in_use <= options.device_budget);
   session->finish("transformer");
   CHECK(session->stats().device.in_use == 0);
 
