@@ -250,7 +250,9 @@ TEST_CASE("two threads acquire and release concurrently with the same outputs",
   Placement p = placement(PlacementKind::group_offload);
   p.prefetch = 2;
   const std::uint64_t expected = resident_checksum(model);
-  auto session = Session::open(model, test::one_component(p));
+  SessionOptions options;
+  options.trace = true;  // the recorder is shared by both threads and the copy worker
+  auto session = Session::open(model, test::one_component(p), options);
   REQUIRE(session.has_value());
   std::atomic<int> failures{0};
   std::vector<std::uint64_t> sums(2);
@@ -270,6 +272,8 @@ TEST_CASE("two threads acquire and release concurrently with the same outputs",
   CHECK(sums[0] == expected);
   CHECK(sums[1] == expected);
   CHECK(session->stats().copies_to_host == 0);
+  TempDir out;
+  CHECK(session->write_trace(out.file("t.json")).is_ok());
 }
 
 TEST_CASE("load reports progress and reads every byte once", "[runtime][threads]") {

@@ -167,7 +167,7 @@ TEST_CASE("trace: disabled records nothing, and lanes still work", "[trace]") {
   for (const auto& e : j["traceEvents"]) CHECK(e["ph"] == "M");  // only the lane names
 }
 
-TEST_CASE("trace: threads record at once and every event is kept", "[trace]") {
+TEST_CASE("trace: threads record at once and every event is kept", "[trace][threads]") {
   Trace t;
   t.enable(true);
   constexpr int kThreads = 8, kEach = 2000;
