@@ -35,9 +35,9 @@ double plain_read_seconds(const std::string& path, std::uint64_t bytes) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   std::uint64_t done = 0;
   while (p != MAP_FAILED && done < bytes) {
-    const ssize_t n = ::pread(fd, static_cast<char*>(p) + done,
-                              std::min<std::uint64_t>(bytes - done, 16u << 20),
-                              static_cast<off_t>(done));
+    const ssize_t n =
+        ::pread(fd, static_cast<char*>(p) + done, std::min<std::uint64_t>(bytes - done, 16u << 20),
+                static_cast<off_t>(done));
     if (n <= 0) break;
     done += static_cast<std::uint64_t>(n);
   }
@@ -77,12 +77,13 @@ int main(int argc, char** argv) {
   std::uint64_t bytes = 0;
   for (const auto& t : model.components[0].tensors) bytes += t.nbytes;
   const std::uint64_t file_bytes = std::filesystem::file_size(path);
-  std::printf("checkpoint: %.1f MiB of weights in %u blocks\n", static_cast<double>(bytes) / 1048576.0,
-              blocks);
+  std::printf("checkpoint: %.1f MiB of weights in %u blocks\n",
+              static_cast<double>(bytes) / 1048576.0, blocks);
 
   plain_read_seconds(path, file_bytes);  // warm the page cache
   double best_plain = 1e30;
-  for (int i = 0; i < 3; ++i) best_plain = std::min(best_plain, plain_read_seconds(path, file_bytes));
+  for (int i = 0; i < 3; ++i)
+    best_plain = std::min(best_plain, plain_read_seconds(path, file_bytes));
   const double plain_gbs = static_cast<double>(file_bytes) / best_plain / 1e9;
   std::printf("plain pread into fresh memory: %.2f GB/s (peer)\n", plain_gbs);
   report.result("plain read GB/s", plain_gbs);

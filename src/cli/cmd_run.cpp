@@ -98,8 +98,8 @@ Status forward(Session& session, const std::string& component, std::uint64_t tok
           x[i] = static_cast<float>((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
       }
       if (y.size() < tokens * out) y.resize(tokens * out);
-      DMEM_TRY(session.linear(*handle, name.substr(0, name.size() - 7), x.data(), tokens,
-                              y.data()));
+      DMEM_TRY(
+          session.linear(*handle, name.substr(0, name.size() - 7), x.data(), tokens, y.data()));
     }
   }
   session.finish(component);
@@ -111,16 +111,15 @@ void draw_progress(const LoadProgress& p) {
   static bool drawn = false;
   if (!::isatty(2) || (p.seconds < 1.0 && !drawn)) return;
   drawn = true;
-  const double frac = p.bytes_total == 0 ? 1.0
-                                         : static_cast<double>(p.bytes_done) /
-                                               static_cast<double>(p.bytes_total);
+  const double frac = p.bytes_total == 0
+                          ? 1.0
+                          : static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total);
   const int width = 30;
   const int filled = static_cast<int>(frac * width);
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.append(static_cast<std::size_t>(width - filled), '.');
   std::fprintf(stderr, "\rloading [%s] %5.1f%%  %s/s  ETA %.0f s ", bar.c_str(), frac * 100.0,
-               format_bytes(static_cast<std::uint64_t>(p.bytes_per_second)).c_str(),
-               p.eta_seconds);
+               format_bytes(static_cast<std::uint64_t>(p.bytes_per_second)).c_str(), p.eta_seconds);
   if (p.bytes_done >= p.bytes_total) std::fprintf(stderr, "\n");
 }
 
@@ -226,8 +225,9 @@ int run_run(const Args& args) {
   for (const Component& c : model.components) {
     if (!c.tensors.empty() && c.files.empty()) {
       return fail(Status(Errc::invalid_argument,
-                         "'" + display + "' has no weights on disk (a built-in catalog model is "
-                         "headers only)")
+                         "'" + display +
+                             "' has no weights on disk (a built-in catalog model is "
+                             "headers only)")
                       .with_rule("runtime.no_files")
                       .with_hint("add --scale-down 16 to run a scaled-down copy with generated "
                                  "weights, or give a checkpoint path")
@@ -245,8 +245,8 @@ int run_run(const Args& args) {
     auto parsed = strategy_from_json(*text);
     if (!parsed) return fail(Status(parsed.status()).with_file(path).to_string());
     strategy = std::move(parsed.value());
-    auto violations = validate(model, strategy, machine->hardware, machine->workload,
-                               machine->options);
+    auto violations =
+        validate(model, strategy, machine->hardware, machine->workload, machine->options);
     if (!violations) return fail(violations.status().to_string());
     if (!violations->empty()) {
       std::string text_out = "the strategy breaks " + std::to_string(violations->size()) +
@@ -323,8 +323,8 @@ int run_run(const Args& args) {
   std::uint32_t steps = machine->workload.steps;
   if (!vm.count("steps")) steps = 3;
   const auto scaled_tokens = [&](std::uint64_t t, std::uint64_t floor) {
-    return std::max<std::uint64_t>(floor, static_cast<std::uint64_t>(
-                                              std::ceil(static_cast<double>(t) / factor)));
+    return std::max<std::uint64_t>(
+        floor, static_cast<std::uint64_t>(std::ceil(static_cast<double>(t) / factor)));
   };
   const Component* denoiser = nullptr;
   for (const Component& c : model.components)
@@ -344,12 +344,12 @@ int run_run(const Args& args) {
         const auto tokens = detail::denoiser_tokens(c.arch, machine->workload, false);
         run.repeats = steps;
         run.passes = guidance.passes;
-        run.tokens = tokens_flag != 0 ? tokens_flag
-                                      : scaled_tokens(tokens.total * guidance.batch, 16);
+        run.tokens =
+            tokens_flag != 0 ? tokens_flag : scaled_tokens(tokens.total * guidance.batch, 16);
       } else {
         run.phase = "decode";
-        const auto latent = detail::latent_size(denoiser != nullptr ? denoiser->arch : c.arch,
-                                                machine->workload);
+        const auto latent =
+            detail::latent_size(denoiser != nullptr ? denoiser->arch : c.arch, machine->workload);
         run.tokens = scaled_tokens(latent.h * latent.w * latent.frames, 16);
       }
       phases.push_back(run);
@@ -409,9 +409,8 @@ int run_run(const Args& args) {
     j["plan"] = plan_label;
     j["strategy"] = strategy_summary(strategy);
     j["device"] = "cpu";
-    j["load"] = {{"bytes", st.load_bytes},
-                 {"seconds", st.load_seconds},
-                 {"staging_peak", st.staging_peak}};
+    j["load"] = {
+        {"bytes", st.load_bytes}, {"seconds", st.load_seconds}, {"staging_peak", st.staging_peak}};
     for (const Row& r : rows) {
       j["stores"][r.store] = {{"estimate", r.estimate},
                               {"peak", r.stats.peak},
@@ -442,17 +441,18 @@ int run_run(const Args& args) {
   }
   std::string out;
   out += display;
-  if (factor != 1) out += " (scaled down ×" + format_count(static_cast<std::uint64_t>(factor)) + ")";
+  if (factor != 1)
+    out += " (scaled down ×" + format_count(static_cast<std::uint64_t>(factor)) + ")";
   out += " · " + plan_label + ": " + strategy_summary(strategy) + " · device cpu\n";
   char line[256];
-  std::snprintf(line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s\n",
-                format_bytes(st.load_bytes).c_str(), st.load_seconds,
-                format_bytes(st.load_seconds > 0
-                                 ? static_cast<std::uint64_t>(static_cast<double>(st.load_bytes) /
-                                                              st.load_seconds)
-                                 : 0)
-                    .c_str(),
-                format_bytes(st.staging_peak).c_str());
+  std::snprintf(
+      line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s\n",
+      format_bytes(st.load_bytes).c_str(), st.load_seconds,
+      format_bytes(st.load_seconds > 0 ? static_cast<std::uint64_t>(
+                                             static_cast<double>(st.load_bytes) / st.load_seconds)
+                                       : 0)
+          .c_str(),
+      format_bytes(st.staging_peak).c_str());
   out += line;
   out += "phase     component        runs    tokens   seconds\n";
   for (const PhaseRun& p : phases) {
@@ -476,8 +476,7 @@ int run_run(const Args& args) {
   std::snprintf(line, sizeof line,
                 "moves     %s to the device per step · %llu copies back to the host · %llu "
                 "stalls (%.3f s) · %llu prefetch hits · %llu evictions\n",
-                format_bytes(per_step).c_str(),
-                static_cast<unsigned long long>(st.copies_to_host),
+                format_bytes(per_step).c_str(), static_cast<unsigned long long>(st.copies_to_host),
                 static_cast<unsigned long long>(st.stalls), st.stall_seconds,
                 static_cast<unsigned long long>(st.prefetch_hits),
                 static_cast<unsigned long long>(st.evictions));

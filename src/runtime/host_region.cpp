@@ -27,7 +27,9 @@ HostRegion& HostRegion::operator=(HostRegion&& other) noexcept {
   return *this;
 }
 
-HostRegion::~HostRegion() { reset(); }
+HostRegion::~HostRegion() {
+  reset();
+}
 
 void HostRegion::reset() noexcept {
   if (data_ != nullptr) {

@@ -45,8 +45,8 @@ Result<detail::HostRegion> take_region(detail::MemoryStore& store, FaultSite sit
   if (!store.try_reserve(bytes)) return budget_error(name, bytes, store.budget());
   if (detail::fault_hit(site)) {
     store.release(bytes);
-    return Status(Errc::out_of_memory, std::string("could not allocate the ") + name +
-                                           " region (injected)")
+    return Status(Errc::out_of_memory,
+                  std::string("could not allocate the ") + name + " region (injected)")
         .with_rule("runtime.alloc");
   }
   auto region = detail::HostRegion::allocate(bytes, name);
@@ -78,8 +78,9 @@ Status Session::Impl::prepare() noexcept {
     if (g.load_at_open && !g.in_place) kept += g.device_bytes;
   if (options.device_budget != 0 && kept + layout.largest_streamed > options.device_budget) {
     return budget_error("device", kept + layout.largest_streamed, options.device_budget)
-        .with_hint("the kept weights plus the largest group that moves must fit the device "
-                   "budget: stream more blocks, or raise the budget");
+        .with_hint(
+            "the kept weights plus the largest group that moves must fit the device "
+            "budget: stream more blocks, or raise the budget");
   }
   for (std::uint32_t g = 0; g < layout.groups.size(); ++g) {
     const auto& group = layout.groups[g];
@@ -133,8 +134,8 @@ struct LoadJob {
 };
 
 // Reads [begin, begin + size) of a tensor from its checkpoint, with the fault-injection sites.
-Status read_source(const TensorSource& source, const TensorInfo& t, void* dst,
-                   std::uint64_t begin, std::uint64_t size) {
+Status read_source(const TensorSource& source, const TensorInfo& t, void* dst, std::uint64_t begin,
+                   std::uint64_t size) {
   if (detail::fault_hit(FaultSite::read)) {
     return Status(Errc::io_error, "read failed (injected)")
         .with_tensor(t.name)
@@ -297,10 +298,10 @@ Status Session::Impl::load() noexcept {
     p.bytes_total = total;
     p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     p.bytes_per_second = p.seconds > 0 ? static_cast<double>(p.bytes_done) / p.seconds : 0;
-    p.eta_seconds = p.bytes_per_second > 0
-                        ? static_cast<double>(total - std::min(total, p.bytes_done)) /
-                              p.bytes_per_second
-                        : 0;
+    p.eta_seconds =
+        p.bytes_per_second > 0
+            ? static_cast<double>(total - std::min(total, p.bytes_done)) / p.bytes_per_second
+            : 0;
     (void)last;
     options.progress(p);
   };

@@ -30,7 +30,8 @@ Status Session::Impl::read_home(const TensorSlot& slot, void* dst) noexcept {
     case StoreKind::device:
       break;
   }
-  return Status(Errc::internal, "a weight kept on the device was parked").with_rule("runtime.state");
+  return Status(Errc::internal, "a weight kept on the device was parked")
+      .with_rule("runtime.state");
 }
 
 Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane) noexcept {
@@ -41,7 +42,8 @@ Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane) noexcept {
   bool from_disk = false;
   for (std::uint32_t ti : group.tensors) {
     const TensorSlot& slot = layout.tensors[ti];
-    Status status = read_home(slot, static_cast<unsigned char*>(memory.value()) + slot.group_offset);
+    Status status =
+        read_home(slot, static_cast<unsigned char*>(memory.value()) + slot.group_offset);
     if (!status) {
       device->free(memory.value(), group.device_bytes);
       return status;
@@ -194,8 +196,8 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
   } else if (auto l = cl.leaf_tensors.find(std::string(module)); l != cl.leaf_tensors.end()) {
     tensors = &l->second;
   } else {
-    return Status(Errc::not_found, "component '" + cl.name + "' has no module '" +
-                                       std::string(module) + "'")
+    return Status(Errc::not_found,
+                  "component '" + cl.name + "' has no module '" + std::string(module) + "'")
         .with_rule("runtime.module")
         .with_hint("acquire a unit listed by Session::modules() or a leaf inside one");
   }
@@ -310,8 +312,8 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
             .with_hint("raise the device budget by the largest cast tensor");
       }
       handle->scratch.emplace_back(memory.value(), bytes);
-      Status status = device->cast(slot.stored_dtype, view.data, cl.compute_dtype,
-                                   memory.value(), elems);
+      Status status =
+          device->cast(slot.stored_dtype, view.data, cl.compute_dtype, memory.value(), elems);
       if (!status) {
         for (auto& [p, n] : handle->scratch) {
           device->free(p, n);

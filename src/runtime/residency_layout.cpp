@@ -11,9 +11,13 @@
 namespace dmem::detail {
 namespace {
 
-std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
-bool castable_dtype(DType t) { return t == DType::f16 || t == DType::bf16 || t == DType::f32; }
+bool castable_dtype(DType t) {
+  return t == DType::f16 || t == DType::bf16 || t == DType::f32;
+}
 
 Status component_error(const std::string& component, Errc code, std::string message,
                        const char* rule, std::string hint) {
@@ -116,13 +120,12 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
   for (const ComponentStrategy& cs : strategy.components) {
     const Component* comp = model.find(cs.component);
     if (comp == nullptr) {
-      return component_error(cs.component, Errc::not_found, "not in the model",
-                             "runtime.component", "check the strategy against `dmem inspect`");
+      return component_error(cs.component, Errc::not_found, "not in the model", "runtime.component",
+                             "check the strategy against `dmem inspect`");
     }
     if (!seen_components.insert(comp->name).second) {
-      return component_error(cs.component, Errc::invalid_argument,
-                             "appears twice in the strategy", "runtime.component",
-                             "give each component one entry");
+      return component_error(cs.component, Errc::invalid_argument, "appears twice in the strategy",
+                             "runtime.component", "give each component one entry");
     }
     if (cs.storage.kind == StorageKind::quantized) {
       return component_error(
@@ -132,10 +135,10 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
           "runtime.storage", "choose a plan with native or fp8 (layerwise cast) storage");
     }
     if (cs.placement.gpu != 0) {
-      return component_error(cs.component, Errc::unsupported,
-                             "placed on GPU " + std::to_string(cs.placement.gpu) +
-                                 "; a session drives one device",
-                             "runtime.gpu", "place every component on GPU 0");
+      return component_error(
+          cs.component, Errc::unsupported,
+          "placed on GPU " + std::to_string(cs.placement.gpu) + "; a session drives one device",
+          "runtime.gpu", "place every component on GPU 0");
     }
     for (const TensorInfo& t : comp->tensors) {
       if (t.file == kNoFile || t.file >= comp->files.size()) {
@@ -231,8 +234,7 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
       } else {
         key = slot.unit;
       }
-      if (p.kind == PlacementKind::partial)
-        keep = !in_block || ord->second < p.resident_blocks;
+      if (p.kind == PlacementKind::partial) keep = !in_block || ord->second < p.resident_blocks;
 
       auto [it, inserted] =
           group_index.try_emplace(key, static_cast<std::uint32_t>(layout.groups.size()));
@@ -266,8 +268,7 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
           break;
         case StoreKind::pageable:
           slot.home_offset = layout.pageable_bytes;
-          layout.pageable_bytes =
-              align_up(layout.pageable_bytes + slot.stored_bytes, kTensorAlign);
+          layout.pageable_bytes = align_up(layout.pageable_bytes + slot.stored_bytes, kTensorAlign);
           break;
         case StoreKind::disk:
           if (slot.cast) {
@@ -296,7 +297,8 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
       const GroupLayout& group = layout.groups[g];
       if (group.in_place) continue;
       if (group.load_at_open) layout.device_at_open += group.device_bytes;
-      if (!group.keep) layout.largest_streamed = std::max(layout.largest_streamed, group.device_bytes);
+      if (!group.keep)
+        layout.largest_streamed = std::max(layout.largest_streamed, group.device_bytes);
     }
     layout.components.push_back(std::move(cl));
   }

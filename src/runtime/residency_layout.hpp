@@ -21,8 +21,8 @@ struct TensorSlot {
   const TensorInfo* info = nullptr;
   std::uint32_t component = 0;
   std::uint32_t group = 0;
-  std::string unit;              ///< acquire unit: block name or top-level module
-  std::string leaf;              ///< module owning it (name minus the parameter)
+  std::string unit;  ///< acquire unit: block name or top-level module
+  std::string leaf;  ///< module owning it (name minus the parameter)
   StoreKind home = StoreKind::device;
   DType stored_dtype = DType::f32;  ///< dtype at rest (cast_dtype when layerwise-cast)
   std::uint64_t stored_bytes = 0;
@@ -37,7 +37,7 @@ struct GroupLayout {
   std::string name;
   std::vector<std::uint32_t> tensors;  ///< indexes into ResidencyLayout::tensors
   std::uint64_t device_bytes = 0;      ///< aligned sum of stored bytes
-  bool keep = false;        ///< stays on the device for the whole session (resident, partial's k)
+  bool keep = false;          ///< stays on the device for the whole session (resident, partial's k)
   bool load_at_open = false;  ///< placed on the device by the loader
   bool drop_after_use = false;  ///< leaves the device when its last handle is released
   bool in_place = false;        ///< computed where it rests (CPU placement): no device copy
@@ -62,11 +62,11 @@ struct ResidencyLayout {
   std::vector<TensorSlot> tensors;
   std::vector<GroupLayout> groups;
   std::vector<ComponentLayout> components;  ///< in strategy order
-  std::uint64_t pinned_bytes = 0;     ///< homes in the pinned arena
-  std::uint64_t pageable_bytes = 0;   ///< homes in pageable RAM
-  std::uint64_t cache_bytes = 0;      ///< transformed weights whose home is disk
-  std::uint64_t device_at_open = 0;   ///< groups the loader places on the device
-  std::uint64_t largest_streamed = 0; ///< largest group that moves
+  std::uint64_t pinned_bytes = 0;           ///< homes in the pinned arena
+  std::uint64_t pageable_bytes = 0;         ///< homes in pageable RAM
+  std::uint64_t cache_bytes = 0;            ///< transformed weights whose home is disk
+  std::uint64_t device_at_open = 0;         ///< groups the loader places on the device
+  std::uint64_t largest_streamed = 0;       ///< largest group that moves
   [[nodiscard]] const ComponentLayout* find(std::string_view component) const noexcept;
 };
 

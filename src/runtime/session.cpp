@@ -108,8 +108,8 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
   bias_name += ".bias";
   const TensorView* w = handle.find(weight_name);
   if (w == nullptr || w->shape->size() != 2) {
-    return Status(Errc::not_found, "no 2-D weight '" + weight_name + "' in module '" +
-                                       handle.module() + "'")
+    return Status(Errc::not_found,
+                  "no 2-D weight '" + weight_name + "' in module '" + handle.module() + "'")
         .with_rule("runtime.linear.weight")
         .with_hint("name a linear leaf inside the acquired module");
   }
@@ -210,7 +210,9 @@ Acquired& Acquired::operator=(Acquired&& other) noexcept {
   }
   return *this;
 }
-Acquired::~Acquired() { release(); }
+Acquired::~Acquired() {
+  release();
+}
 
 const std::string& Acquired::component() const noexcept {
   static const std::string empty;

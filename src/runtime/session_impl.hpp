@@ -29,11 +29,11 @@ struct Session::Impl {
   enum class State : std::uint8_t { parked, loading, resident };
   struct GroupState {
     State state = State::parked;
-    void* memory = nullptr;    // device buffer when resident
-    std::uint32_t pins = 0;    // handles holding it
+    void* memory = nullptr;  // device buffer when resident
+    std::uint32_t pins = 0;  // handles holding it
     std::uint64_t last_use = 0;
-    bool prefetched = false;   // brought by prefetch and not acquired yet
-    bool queued = false;       // waiting in the prefetch queue
+    bool prefetched = false;  // brought by prefetch and not acquired yet
+    bool queued = false;      // waiting in the prefetch queue
   };
   struct Order {  // execution order of a component's groups, recorded on the first pass
     std::vector<std::uint32_t> sequence;
@@ -58,7 +58,7 @@ struct Session::Impl {
   // Reserves device bytes, evicting idle groups (lock held). Prefetched-unused groups are evicted
   // only when `urgent` (an acquire needs the room now).
   bool reserve_device(std::uint64_t bytes, bool urgent) noexcept;
-  void evict(std::uint32_t group) noexcept;  // lock held
+  void evict(std::uint32_t group) noexcept;                         // lock held
   Status onload(std::uint32_t group, std::uint32_t lane) noexcept;  // lock not held
   Status read_home(const detail::TensorSlot& slot, void* dst) noexcept;
   void record_order(std::uint32_t component, std::uint32_t group) noexcept;

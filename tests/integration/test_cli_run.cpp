@@ -28,15 +28,15 @@ TEST_CASE("dmem run executes the first plans of scaled-down models within their 
     for (const char* plan : {"1", "2", "3", "4"}) {
       INFO(model << " plan " << plan);
       int rc = 0;
-      const auto j = run_json(std::string(model) +
-                                  " --scale-down 16 --vram 2GiB --ram 8GiB --steps 2 --plan " + plan,
-                              &rc);
+      const auto j = run_json(
+          std::string(model) + " --scale-down 16 --vram 2GiB --ram 8GiB --steps 2 --plan " + plan,
+          &rc);
       // A plan that needs a quantizer plugin is refused with exit 2 (unsupported), not run.
       if (rc != 0) {
         std::string err;
-        run_command(cli_path() + " run " + model + " --scale-down 16 --vram 2GiB --ram 8GiB --plan " +
-                        plan,
-                    &err);
+        run_command(
+            cli_path() + " run " + model + " --scale-down 16 --vram 2GiB --ram 8GiB --plan " + plan,
+            &err);
         CHECK(err.find("run.plan") != std::string::npos);
         continue;
       }
@@ -79,9 +79,8 @@ TEST_CASE("dmem run executes a hand-written group-offload strategy", "[runtime][
   ]
 })");
   int rc = 0;
-  const auto j = run_json("flux1-dev --scale-down 16 --vram 8GiB --ram 16GiB --steps 3 --strategy " +
-                              strategy,
-                          &rc);
+  const auto j = run_json(
+      "flux1-dev --scale-down 16 --vram 8GiB --ram 16GiB --steps 3 --strategy " + strategy, &rc);
   REQUIRE(rc == 0);
   CHECK(j["moves"]["copies_to_host"] == 0);
   CHECK(j["moves"]["bytes_to_device_per_step"].get<std::uint64_t>() > 0);

@@ -96,8 +96,8 @@ Result<std::uint64_t> run_workload(Session& session, std::uint32_t steps, std::s
         std::uint64_t rng = in * 7 + out;
         for (auto& v : x) v = uniform(rng);
         y.assign(tokens * out, 0.0f);
-        Status status = session.linear(*handle, name.substr(0, name.size() - 7), x.data(),
-                                       tokens, y.data());
+        Status status =
+            session.linear(*handle, name.substr(0, name.size() - 7), x.data(), tokens, y.data());
         if (!status) return status;
         for (float v : y) {
           std::uint32_t bits = 0;

@@ -16,8 +16,7 @@ namespace dmem::test {
 /// Writes `path` (.safetensors) with `blocks` transformer blocks (bf16, f16 and f32 tensors,
 /// linear weights with and without bias, norms) plus modules outside blocks, of about
 /// `blocks` × `width`² × 6 bytes, and opens it as a one-component model named "transformer".
-Model make_block_model(const std::string& path, std::uint32_t blocks = 6,
-                       std::uint32_t width = 48);
+Model make_block_model(const std::string& path, std::uint32_t blocks = 6, std::uint32_t width = 48);
 
 /// A strategy for the model's one component.
 Strategy one_component(const Placement& placement, const Storage& storage = {});

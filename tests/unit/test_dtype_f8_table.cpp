@@ -10,8 +10,7 @@
 
 using namespace dmem;
 
-TEST_CASE("bf16 and f16 to fp8 agree with the conversion through f32 for every input",
-          "[dtype]") {
+TEST_CASE("bf16 and f16 to fp8 agree with the conversion through f32 for every input", "[dtype]") {
   std::vector<std::uint16_t> all(65536);
   for (std::uint32_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint16_t>(i);
   std::vector<float> wide(all.size());

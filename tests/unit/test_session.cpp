@@ -25,8 +25,8 @@ Placement placement(PlacementKind kind) {
 }
 
 std::uint64_t resident_checksum(const Model& model, const Storage& storage = {}) {
-  auto session = Session::open(model, test::one_component(placement(PlacementKind::resident),
-                                                          storage));
+  auto session =
+      Session::open(model, test::one_component(placement(PlacementKind::resident), storage));
   REQUIRE(session.has_value());
   auto sum = test::run_workload(*session, 2);
   REQUIRE(sum.has_value());
@@ -35,9 +35,9 @@ std::uint64_t resident_checksum(const Model& model, const Storage& storage = {})
 
 std::vector<std::pair<std::string, Placement>> every_placement() {
   std::vector<std::pair<std::string, Placement>> all;
-  for (auto kind : {PlacementKind::resident, PlacementKind::model_offload,
-                    PlacementKind::sequential, PlacementKind::cpu, PlacementKind::disk,
-                    PlacementKind::dropped}) {
+  for (auto kind :
+       {PlacementKind::resident, PlacementKind::model_offload, PlacementKind::sequential,
+        PlacementKind::cpu, PlacementKind::disk, PlacementKind::dropped}) {
     all.emplace_back(std::string("kind ") + std::to_string(static_cast<int>(kind)),
                      placement(kind));
   }
@@ -168,8 +168,7 @@ TEST_CASE("the device store never exceeds its budget and streamed groups are dro
   CHECK(session->stats().prefetch_hits == hits + 1);
 }
 
-TEST_CASE("a device budget below the kept weights fails at open, naming the store",
-          "[runtime]") {
+TEST_CASE("a device budget below the kept weights fails at open, naming the store", "[runtime]") {
   TempDir dir;
   const Model model = test::make_block_model(dir.file("m.safetensors"));
   SessionOptions options;

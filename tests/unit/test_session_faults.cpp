@@ -87,8 +87,8 @@ TEST_CASE("every injected failure in load and acquire is a clean Status", "[runt
     const Strategy strategy = test::one_component(p, c.storage);
     const std::uint64_t expected =
         c.storage.kind == StorageKind::native ? expected_native : expected_cast;
-    for (FaultSite site : {FaultSite::device_alloc, FaultSite::pinned_alloc,
-                           FaultSite::host_alloc, FaultSite::read, FaultSite::short_read}) {
+    for (FaultSite site : {FaultSite::device_alloc, FaultSite::pinned_alloc, FaultSite::host_alloc,
+                           FaultSite::read, FaultSite::short_read}) {
       // Count the calls a clean run makes at this site, then fail each one in turn.
       detail::fault_arm(site, 0);
       {
@@ -145,8 +145,8 @@ TEST_CASE("host memory during load stays within the footprint plus the staging w
       clear << "5";
     }
     const std::uint64_t before = rss_bytes();
-    auto session = Session::open(model, test::one_component(disk, with_cast ? cast : Storage{}),
-                                 options);
+    auto session =
+        Session::open(model, test::one_component(disk, with_cast ? cast : Storage{}), options);
     REQUIRE(session.has_value());
     const std::uint64_t peak = peak_rss_bytes();
     const SessionStats s = session->stats();

@@ -28,8 +28,8 @@ Status convert_rows(const LinearArgs& a, std::uint64_t row, std::uint64_t rows, 
                                          std::string(info.name) + " blocks")
         .with_rule("runtime.linear.shape");
   }
-  const auto* src = static_cast<const unsigned char*>(a.weight) +
-                    first / info.block_elems * info.block_bytes;
+  const auto* src =
+      static_cast<const unsigned char*>(a.weight) + first / info.block_elems * info.block_bytes;
   if (info.is_block_quant) return dequantize(a.weight_dtype, src, dst, count);
   return convert(a.weight_dtype, src, DType::f32, dst, count);
 }
