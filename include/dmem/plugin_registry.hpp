@@ -8,10 +8,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dmem/plugin/abi.h"
 #include "dmem/plugin_info.hpp"
+#include "dmem/quantizer_instance.hpp"
 #include "dmem/status.hpp"
 
 namespace dmem {
@@ -66,6 +68,12 @@ class PluginRegistry {
   [[nodiscard]] const std::vector<SkippedPlugin>& skipped() const noexcept;
   /// The registered plugin with this id, or nullptr.
   [[nodiscard]] const PluginInfo* find(std::string_view id) const noexcept;
+  /// A quantizer of the registered plugin `id` configured with `params` (rule plugin.create when
+  /// the plugin refuses them, plugin.missing when no plugin has that id). Thread-safe use: calls
+  /// on one instance are serialised.
+  [[nodiscard]] Result<QuantizerInstance> create_quantizer(
+      std::string_view id,
+      const std::vector<std::pair<std::string, std::string>>& params = {}) const noexcept;
   /// The capabilities of every registered quantizer, for the planner.
   [[nodiscard]] std::vector<QuantizerCaps> quantizer_caps() const noexcept;
 

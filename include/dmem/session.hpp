@@ -19,6 +19,8 @@
 namespace dmem {
 inline namespace v1 {
 
+class PluginRegistry;
+
 enum class DeviceKind : std::uint8_t { cpu, cuda };
 
 /// Where a weight rests between uses. `device` is the compute device's memory (VRAM on CUDA;
@@ -53,6 +55,10 @@ struct SessionOptions {
   std::function<void(const LoadProgress&)> progress;
   /// Record a timeline (write_trace()).
   bool trace = false;
+  /// Where quantized storage finds its quantizer (StorageKind::quantized, by id). Null: the
+  /// session discovers plugins itself (DMEM_PLUGIN_PATH, the installed folder, plugins/ beside
+  /// the executable). Must outlive the session when given.
+  const PluginRegistry* plugins = nullptr;
 };
 
 /// The memory of one store.
@@ -89,6 +95,10 @@ struct TensorView {
   const std::vector<std::uint64_t>* shape = nullptr;  ///< PyTorch order, contiguous
   std::uint64_t nbytes = 0;
   DeviceKind device = DeviceKind::cpu;
+  /// Quantized by the component's quantizer: `data` holds its packed bytes, shape is the original
+  /// tensor's and dtype the one the quantizer was given (the original, or f32 when the quantizer
+  /// does not take it). Session::linear runs it through the quantizer.
+  bool packed = false;
 };
 
 class Session;

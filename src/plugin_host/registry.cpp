@@ -10,6 +10,7 @@
 #include "plugin_host/abi_check.hpp"
 #include "plugin_host/discovery.hpp"
 #include "plugin_host/plugin_library.hpp"
+#include "plugin_host/quantizer_impl.hpp"
 #include "plugin_host/static_table.hpp"
 
 namespace dmem {
@@ -112,7 +113,8 @@ std::string_view plugin_source_name(PluginSource source) noexcept {
 
 struct PluginRegistry::Impl {
   std::vector<PluginInfo> plugins;
-  std::vector<std::shared_ptr<const void>> libraries;  // kept with the plugins they carry
+  std::vector<std::shared_ptr<const void>> libraries;      // kept with the plugins they carry
+  std::vector<const dmem_plugin_descriptor*> descriptors;  // parallel to plugins
   std::vector<SkippedPlugin> skipped;
   std::uint32_t device_sm = 0;
 
@@ -147,6 +149,7 @@ struct PluginRegistry::Impl {
     if (Status s = check_device(*info); !s) return skip(name, std::move(s));
     plugins.push_back(std::move(*info));
     libraries.push_back(loaded->library);
+    descriptors.push_back(loaded->descriptor);
     return Status::ok();
   }
 
@@ -219,6 +222,26 @@ const PluginInfo* PluginRegistry::find(std::string_view id) const noexcept {
   for (const PluginInfo& p : impl_->plugins)
     if (p.id == id) return &p;
   return nullptr;
+}
+
+Result<QuantizerInstance> PluginRegistry::create_quantizer(
+    std::string_view id,
+    const std::vector<std::pair<std::string, std::string>>& params) const noexcept {
+  for (std::size_t i = 0; i < impl_->plugins.size(); ++i) {
+    if (impl_->plugins[i].id != id || impl_->plugins[i].kind != "quantizer") continue;
+    auto impl = detail::create_quantizer_impl(impl_->plugins[i], *impl_->descriptors[i]->quantizer,
+                                              impl_->libraries[i], params);
+    if (!impl) return impl.status();
+    return QuantizerInstance(std::move(impl.value()));
+  }
+  std::string what = "no quantizer plugin with id '";
+  what += id;
+  what += "' is registered";
+  return Status(Errc::not_found, std::move(what))
+      .with_rule("plugin.missing")
+      .with_hint(
+          "`dmem plugins` lists what was found and why other files were skipped; set "
+          "DMEM_PLUGIN_PATH to the folder that holds the plugin");
 }
 
 std::vector<QuantizerCaps> PluginRegistry::quantizer_caps() const noexcept {

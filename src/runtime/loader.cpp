@@ -101,7 +101,8 @@ Status Session::Impl::prepare() noexcept {
   std::uint64_t on_disk = layout.cache_bytes;
   for (const TensorSlot& slot : layout.tensors) {
     const auto kind = layout.components[slot.component].placement.kind;
-    if (slot.home == StoreKind::disk && !slot.cast && kind != PlacementKind::dropped)
+    if (slot.home == StoreKind::disk && !slot.cast && !slot.quantized &&
+        kind != PlacementKind::dropped)
       on_disk += slot.stored_bytes;
   }
   (void)disk_store.try_reserve(on_disk);  // the disk store has no budget: it is measured
@@ -151,6 +152,83 @@ Status read_source(const TensorSource& source, const TensorInfo& t, void* dst, s
 
 }  // namespace
 
+Status Session::Impl::quantize_job(std::uint32_t index, void* device_dst, void* host_dst,
+                                   bool to_cache) noexcept {
+  // A quantizer sees whole tensors: the one transform that needs a tensor in memory at once
+  // (docs/runtime.md: the load window grows by the largest quantized tensor while it runs).
+  const TensorSlot& slot = layout.tensors[index];
+  const TensorInfo& t = *slot.info;
+  const QuantizerInstance& q = quantizers[slot.component];
+  const auto take = [&](std::uint64_t bytes) -> Result<detail::HostRegion> {
+    if (detail::fault_hit(FaultSite::host_alloc)) {
+      return Status(Errc::out_of_memory, "could not allocate a quantization buffer (injected)")
+          .with_rule("runtime.alloc");
+    }
+    auto region = detail::HostRegion::allocate(bytes, "staging");
+    if (region) {
+      const std::uint64_t now = staging_in_use.fetch_add(bytes) + bytes;
+      std::uint64_t peak = staging_peak.load();
+      while (now > peak && !staging_peak.compare_exchange_weak(peak, now)) {
+      }
+    }
+    return region;
+  };
+  std::vector<detail::HostRegion> held;  // returned to the staging account on every exit
+  const auto release = [&] {
+    for (auto& r : held) staging_in_use.fetch_sub(r.size());
+  };
+  auto raw = take(t.nbytes);
+  if (!raw) return raw.status();
+  held.push_back(std::move(raw.value()));
+  Status status = read_source(*sources[slot.component], t, held.back().data(), 0, t.nbytes);
+  const void* input = held.back().data();
+  DType input_dtype = t.dtype;
+  if (status && !q.accepts(t.dtype)) {
+    auto wide = take(t.elements() * 4);
+    if (!wide) {
+      release();
+      return wide.status();
+    }
+    held.push_back(std::move(wide.value()));
+    status = convert(t.dtype, input, DType::f32, held.back().data(), t.elements());
+    input = held.back().data();
+    input_dtype = DType::f32;
+  }
+  const bool direct = !to_cache && (device_dst == nullptr) != (host_dst == nullptr) &&
+                      (host_dst != nullptr || device->host_addressable());
+  unsigned char* packed = nullptr;
+  if (status && direct) {
+    packed = static_cast<unsigned char*>(device_dst != nullptr ? device_dst : host_dst);
+  } else if (status) {
+    auto out = take(slot.stored_bytes);
+    if (!out) {
+      release();
+      return out.status();
+    }
+    held.push_back(std::move(out.value()));
+    packed = held.back().data();
+  }
+  if (status) {
+    status = q.quantize(HostTensor{input_dtype, t.shape, input,
+                                   input_dtype == DType::f32 ? t.elements() * 4 : t.nbytes},
+                        packed, slot.stored_bytes);
+  }
+  if (status && !direct) {
+    if (device_dst != nullptr)
+      status = device->copy_to_device(device_dst, packed, slot.stored_bytes);
+    if (status && host_dst != nullptr) std::memcpy(host_dst, packed, slot.stored_bytes);
+    if (status && to_cache) {
+      status = cache->write(packed, slot.stored_bytes);
+      static const unsigned char zeros[4096] = {};
+      const std::uint64_t pad = (4096 - slot.stored_bytes % 4096) % 4096;
+      if (status && pad != 0) status = cache->write(zeros, pad);
+    }
+  }
+  release();
+  if (!status) return std::move(status).with_tensor(t.name);
+  return Status::ok();
+}
+
 Status Session::Impl::load() noexcept {
   const auto start = std::chrono::steady_clock::now();
   std::vector<LoadJob> parallel;
@@ -164,7 +242,7 @@ Status Session::Impl::load() noexcept {
       job.device_dst = static_cast<unsigned char*>(groups[slot.group].memory) + slot.group_offset;
     if (slot.home == StoreKind::pinned) job.host_dst = pinned_region.data() + slot.home_offset;
     if (slot.home == StoreKind::pageable) job.host_dst = pageable_region.data() + slot.home_offset;
-    job.to_cache = slot.home == StoreKind::disk && slot.cast;
+    job.to_cache = slot.home == StoreKind::disk && (slot.cast || slot.quantized);
     if (job.device_dst == nullptr && job.host_dst == nullptr && !job.to_cache) continue;
     total += slot.info->nbytes;
     (job.to_cache ? ordered : parallel).push_back(job);
@@ -188,6 +266,12 @@ Status Session::Impl::load() noexcept {
     const TensorInfo& t = *slot.info;
     const TensorSource& source = *sources[slot.component];
     const std::uint64_t t0 = trace.now_ns();
+    if (slot.quantized) {
+      DMEM_TRY(quantize_job(job.tensor, job.device_dst, job.host_dst, job.to_cache));
+      done.fetch_add(t.nbytes);
+      trace.span(lane, "load", t.name, t0, trace.now_ns(), {{"bytes", t.nbytes}});
+      return Status::ok();
+    }
     const bool direct = !slot.cast && (job.device_dst == nullptr || device->host_addressable());
     if (direct) {
       void* dst = job.device_dst != nullptr ? job.device_dst : job.host_dst;

@@ -25,7 +25,7 @@ Status Session::Impl::read_home(const TensorSlot& slot, void* dst) noexcept {
         return Status(Errc::unsupported, "reading the disk tier into this device needs staging")
             .with_rule("runtime.disk");
       }
-      if (slot.cast) return cache_reader.read_at(dst, n, slot.home_offset);
+      if (slot.cast || slot.quantized) return cache_reader.read_at(dst, n, slot.home_offset);
       return sources[slot.component]->read(*slot.info, dst);
     case StoreKind::device:
       break;
@@ -287,6 +287,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
     view.device = device->kind();
     view.dtype = slot.stored_dtype;
     view.nbytes = slot.stored_bytes;
+    view.packed = slot.quantized;
     if (group.in_place) {
       view.data = pageable_region.data() + slot.home_offset;
     } else {

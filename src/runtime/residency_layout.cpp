@@ -114,7 +114,9 @@ const ComponentLayout* ResidencyLayout::find(std::string_view component) const n
   return nullptr;
 }
 
-Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy) noexcept {
+Result<ResidencyLayout> make_layout(
+    const Model& model, const Strategy& strategy,
+    const std::vector<const QuantizerInstance*>& quantizers) noexcept {
   ResidencyLayout layout;
   std::unordered_set<std::string_view> seen_components;
   for (const ComponentStrategy& cs : strategy.components) {
@@ -127,12 +129,14 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
       return component_error(cs.component, Errc::invalid_argument, "appears twice in the strategy",
                              "runtime.component", "give each component one entry");
     }
-    if (cs.storage.kind == StorageKind::quantized) {
+    const std::size_t strategy_index = static_cast<std::size_t>(&cs - strategy.components.data());
+    const QuantizerInstance* quantizer =
+        strategy_index < quantizers.size() ? quantizers[strategy_index] : nullptr;
+    if (cs.storage.kind == StorageKind::quantized && quantizer == nullptr) {
       return component_error(
           cs.component, Errc::unsupported,
-          "quantized storage ('" + cs.storage.quantizer +
-              "') needs a quantizer plugin, which this runtime does not load yet",
-          "runtime.storage", "choose a plan with native or fp8 (layerwise cast) storage");
+          "quantized storage ('" + cs.storage.quantizer + "') has no quantizer in this session",
+          "runtime.storage", "load the quantizer plugin (`dmem plugins` lists what is found)");
     }
     if (cs.placement.gpu != 0) {
       return component_error(
@@ -156,8 +160,11 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
     std::unordered_set<std::string_view> blocks;
     for (const BlockInfo& b : summary.blocks) blocks.insert(b.name);
     std::unordered_set<std::string_view> castable;
-    for (const LeafInfo& leaf : summary.leaves)
+    std::unordered_set<std::string_view> linear;
+    for (const LeafInfo& leaf : summary.leaves) {
       if (leaf.castable) castable.insert(leaf.name);
+      if (leaf.linear) linear.insert(leaf.name);
+    }
 
     ComponentLayout cl;
     cl.name = comp->name;
@@ -220,6 +227,19 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
         slot.stored_dtype = cs.storage.cast_dtype;
         slot.stored_bytes = dtype_bytes(cs.storage.cast_dtype, t.elements()).value_or(t.nbytes);
       }
+      // Quantizers act on linear weights only; norms, embeddings and biases keep their dtype.
+      const bool is_weight =
+          t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
+      if (quantizer != nullptr && is_weight && t.shape.size() == 2 &&
+          linear.count(slot.leaf) != 0 && castable_dtype(t.dtype)) {
+        // The quantizer is given the tensor's dtype when it takes it, f32 otherwise.
+        const DType input = quantizer->accepts(t.dtype) ? t.dtype : DType::f32;
+        auto bytes = quantizer->stored_bytes(input, t.shape);
+        if (!bytes) return Status(bytes.status()).with_tensor(t.name);
+        slot.quantized = true;
+        slot.stored_dtype = input;
+        slot.stored_bytes = *bytes;
+      }
 
       std::string key;
       bool keep = p.kind == PlacementKind::resident;
@@ -271,7 +291,7 @@ Result<ResidencyLayout> make_layout(const Model& model, const Strategy& strategy
           layout.pageable_bytes = align_up(layout.pageable_bytes + slot.stored_bytes, kTensorAlign);
           break;
         case StoreKind::disk:
-          if (slot.cast) {
+          if (slot.cast || slot.quantized) {
             slot.home_offset = layout.cache_bytes;
             layout.cache_bytes = align_up(layout.cache_bytes + slot.stored_bytes, 4096);
           } else {

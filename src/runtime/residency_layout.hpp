@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dmem/model.hpp"
+#include "dmem/quantizer_instance.hpp"
 #include "dmem/session.hpp"
 #include "dmem/status.hpp"
 #include "dmem/strategy.hpp"
@@ -24,9 +25,11 @@ struct TensorSlot {
   std::string unit;  ///< acquire unit: block name or top-level module
   std::string leaf;  ///< module owning it (name minus the parameter)
   StoreKind home = StoreKind::device;
-  DType stored_dtype = DType::f32;  ///< dtype at rest (cast_dtype when layerwise-cast)
+  DType stored_dtype = DType::f32;  ///< dtype at rest (cast_dtype when layerwise-cast; for a
+                                    ///< quantized tensor the dtype its quantizer was given)
   std::uint64_t stored_bytes = 0;
   bool cast = false;               ///< layerwise cast: upcast to compute_dtype on acquire
+  bool quantized = false;          ///< packed by the component's quantizer
   std::uint64_t home_offset = 0;   ///< offset in the pinned/pageable region or the cache file
   std::uint64_t group_offset = 0;  ///< offset in the group's device buffer
 };
@@ -70,10 +73,13 @@ struct ResidencyLayout {
   [[nodiscard]] const ComponentLayout* find(std::string_view component) const noexcept;
 };
 
-/// Fails (naming component and rule) for what this runtime cannot execute yet: quantized
-/// storage (needs the quantizer plugins), components missing from the model, tensors without
-/// files, placements on a GPU index the session does not drive.
-[[nodiscard]] Result<ResidencyLayout> make_layout(const Model& model,
-                                                  const Strategy& strategy) noexcept;
+/// `quantizers[i]` is the configured quantizer of the strategy's i-th component when its storage
+/// is quantized (null otherwise, or an empty vector when none is). Its 2-D linear weights in
+/// f32/f16/bf16 are packed; everything else keeps its dtype. Fails (naming component, tensor and
+/// rule) for quantized storage without a quantizer, components missing from the model, tensors
+/// without files, placements on a GPU index the session does not drive.
+[[nodiscard]] Result<ResidencyLayout> make_layout(
+    const Model& model, const Strategy& strategy,
+    const std::vector<const QuantizerInstance*>& quantizers = {}) noexcept;
 
 }  // namespace dmem::detail

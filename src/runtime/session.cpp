@@ -4,6 +4,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "runtime/session_impl.hpp"
 
@@ -64,7 +65,45 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
         .with_hint("run on the CPU device (--device cpu); it executes every placement");
   }
   auto impl = std::make_shared<Impl>(model, options);
-  auto layout = detail::make_layout(impl->model, strategy);
+  // Quantizers for quantized storage, from the host's registry or one discovered here.
+  impl->quantizers.resize(strategy.components.size());
+  std::vector<const QuantizerInstance*> quantizers(strategy.components.size(), nullptr);
+  for (std::size_t i = 0; i < strategy.components.size(); ++i) {
+    const ComponentStrategy& cs = strategy.components[i];
+    if (cs.storage.kind != StorageKind::quantized) continue;
+    const PluginRegistry* registry = options.plugins;
+    if (registry == nullptr) {
+      if (!impl->own_plugins) {
+        impl->own_plugins = std::make_unique<PluginRegistry>();
+        (void)impl->own_plugins->discover();
+      }
+      registry = impl->own_plugins.get();
+    }
+    auto q = registry->create_quantizer(cs.storage.quantizer, cs.storage.params);
+    if (!q) {
+      std::string what = "component '";
+      what += cs.component;
+      what += "': ";
+      what += q.status().message();
+      return Status(q.status().code(), std::move(what))
+          .with_rule(q.status().rule())
+          .with_file(q.status().file())
+          .with_hint(q.status().hint());
+    }
+    if ((q->caps().exec_devices & kDeviceCpu) == 0) {
+      return Status(Errc::unsupported, "component '" + cs.component + "': quantizer '" +
+                                           cs.storage.quantizer +
+                                           "' executes on CUDA only and this session computes "
+                                           "on the CPU")
+          .with_rule("runtime.quantizer.device")
+          .with_hint(
+              "choose a quantizer with CPU kernels (nf4, gguf, fp8 weight-only) or run on "
+              "a GPU");
+    }
+    impl->quantizers[i] = std::move(q.value());
+    quantizers[i] = &impl->quantizers[i];
+  }
+  auto layout = detail::make_layout(impl->model, strategy, quantizers);
   if (!layout) return layout.status();
   impl->layout = std::move(layout.value());
   impl->device = detail::make_cpu_device();
@@ -114,6 +153,32 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
         .with_hint("name a linear leaf inside the acquired module");
   }
   const TensorView* b = handle.find(bias_name);
+  if (w->packed) {
+    // Packed by the component's quantizer: its own kernel runs the layer.
+    std::uint32_t c = 0;
+    while (c < impl_->layout.components.size() &&
+           impl_->layout.components[c].name != handle.component())
+      ++c;
+    if (c == impl_->layout.components.size() || !impl_->quantizers[c].valid())
+      return Status(Errc::internal, "a packed weight without its quantizer")
+          .with_tensor(weight_name);
+    const HostTensor weight{w->dtype, *w->shape, w->data, w->nbytes};
+    // On the CPU the quantizer sees f32 activations and an f32 bias.
+    HostTensor bias;
+    std::vector<float> bias_f32;
+    if (b != nullptr) {
+      bias_f32.resize((*b->shape)[0]);
+      DMEM_TRY(convert(b->dtype, b->data, DType::f32, bias_f32.data(), bias_f32.size()));
+      bias = HostTensor{DType::f32, *b->shape, bias_f32.data(), bias_f32.size() * 4};
+    }
+    const std::uint64_t t0 = impl_->trace.now_ns();
+    Status status =
+        impl_->quantizers[c].linear(weight, b != nullptr ? &bias : nullptr, x, tokens, y);
+    if (impl_->trace.enabled())
+      impl_->trace.span(impl_->lane_compute, "compute", weight_name, t0, impl_->trace.now_ns());
+    if (!status) return std::move(status).with_tensor(weight_name);
+    return status;
+  }
   detail::LinearArgs args;
   args.weight = w->data;
   args.weight_dtype = w->dtype;

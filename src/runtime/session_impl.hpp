@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "dmem/plugin_registry.hpp"
+#include "dmem/quantizer_instance.hpp"
 #include "dmem/session.hpp"
 #include "dmem/tensor_source.hpp"
 #include "format/file_io.hpp"
@@ -47,6 +49,8 @@ struct Session::Impl {
   // ---- set up (session.cpp, loader.cpp) -------------------------------------------------
   Status prepare() noexcept;  // regions, device buffers of kept groups, sources
   Status load() noexcept;     // every weight to its home, in plan order
+  Status quantize_job(std::uint32_t tensor, void* device_dst, void* host_dst,
+                      bool to_cache) noexcept;
 
   // ---- residency (residency_engine.cpp) ---------------------------------------------------
   Result<std::unique_ptr<Acquired::Impl>> acquire(std::string_view component,
@@ -77,6 +81,8 @@ struct Session::Impl {
   detail::HostRegion pinned_region;
   detail::HostRegion pageable_region;
   std::vector<std::optional<TensorSource>> sources;  // per layout component
+  std::unique_ptr<PluginRegistry> own_plugins;       // when the options gave none
+  std::vector<QuantizerInstance> quantizers;         // per layout component (empty: none)
   std::optional<detail::TempFile> cache;             // transformed weights whose home is disk
   detail::ReadFile cache_reader;
 

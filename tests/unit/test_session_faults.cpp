@@ -6,6 +6,7 @@
 #include <fstream>
 #include <string>
 
+#include "dmem/plugin_registry.hpp"
 #include "dmem/session.hpp"
 #include "runtime/fault_injection.hpp"
 #include "support/runtime_fixture.hpp"
@@ -57,6 +58,12 @@ TEST_CASE("every injected failure in load and acquire is a clean Status", "[runt
   SessionOptions options;
   options.cache_dir = dir.path().string();
   options.staging_bytes = 1024;  // many chunks, so reads fail mid-tensor too
+  PluginRegistry registry;
+  REQUIRE(registry.load(DMEM_TEST_PLUGIN_INT8).is_ok());
+  options.plugins = &registry;
+  Storage int8;
+  int8.kind = StorageKind::quantized;
+  int8.quantizer = "dmem.quantizer.int8_row_test";
   struct Case {
     const char* name;
     PlacementKind kind;
@@ -68,10 +75,16 @@ TEST_CASE("every injected failure in load and acquire is a clean Status", "[runt
                         {"group pageable cast", PlacementKind::group_offload, Tier::pageable, cast},
                         {"disk cast", PlacementKind::disk, Tier::disk, cast},
                         {"disk", PlacementKind::disk, Tier::disk, {}},
-                        {"cpu", PlacementKind::cpu, Tier::pinned, {}}};
+                        {"cpu", PlacementKind::cpu, Tier::pinned, {}},
+                        {"group quantized", PlacementKind::group_offload, Tier::pinned, int8},
+                        {"disk quantized", PlacementKind::disk, Tier::disk, int8}};
   std::uint64_t expected_native = 0;
   std::uint64_t expected_cast = 0;
+  std::uint64_t expected_int8 = 0;
   {
+    auto q = Session::open(model, test::one_component({}, int8), options);
+    REQUIRE(q.has_value());
+    expected_int8 = *test::run_workload(*q, 2);
     auto s = Session::open(model, test::one_component({}));
     REQUIRE(s.has_value());
     expected_native = *test::run_workload(*s, 2);
@@ -85,8 +98,9 @@ TEST_CASE("every injected failure in load and acquire is a clean Status", "[runt
     p.kind = c.kind;
     p.park = c.park;
     const Strategy strategy = test::one_component(p, c.storage);
-    const std::uint64_t expected =
-        c.storage.kind == StorageKind::native ? expected_native : expected_cast;
+    const std::uint64_t expected = c.storage.kind == StorageKind::native      ? expected_native
+                                   : c.storage.kind == StorageKind::quantized ? expected_int8
+                                                                              : expected_cast;
     for (FaultSite site : {FaultSite::device_alloc, FaultSite::pinned_alloc, FaultSite::host_alloc,
                            FaultSite::read, FaultSite::short_read}) {
       // Count the calls a clean run makes at this site, then fail each one in turn.
