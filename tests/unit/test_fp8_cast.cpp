@@ -129,4 +129,13 @@ TEST_CASE("fp8_cast: linear within bound; bad parameters refused", "[fp8_cast]")
   CHECK(q.stored_bytes(ints, bytes) == DMEM_PLUGIN_UNSUPPORTED);
 }
 
+TEST_CASE("dmem plugins lists the stock plugins from bin/plugins", "[fp8_cast][nf4]") {
+  const std::string cli = dmem::test::cli_path();
+  if (cli.empty()) return;  // built without the CLI
+  std::string out;
+  REQUIRE(dmem::test::run_command(cli + " plugins --json", &out, false) == 0);
+  CHECK(out.find("\"dmem.quantizer.nf4\"") != std::string::npos);
+  CHECK(out.find("\"dmem.quantizer.fp8_cast\"") != std::string::npos);
+}
+
 #endif  // DMEM_TEST_PLUGIN_FP8_CAST
