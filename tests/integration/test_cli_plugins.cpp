@@ -17,6 +17,19 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t kStatic = DMEM_TEST_STATIC_PLUGINS ? 1 : 0;
 
+/// The stock plugins built into plugins/ beside the CLI (plugins/<name>/), which discovery lists
+/// after everything else.
+std::size_t stock_plugins() {
+  std::size_t n = 0;
+  const fs::path dir = fs::path(dmem::test::cli_path()).parent_path() / "plugins";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("dmem_plugin_", 0) == 0 && e.path().extension() == ".so") ++n;
+  }
+  return n;
+}
+
 /// A plugin directory holding the good fixture and a few broken ones.
 void fill(const dmem::test::TempDir& dir) {
   for (const char* v : {"good", "wrong_major", "missing_entry", "entry_throws", "no_kernels"}) {
@@ -40,7 +53,7 @@ TEST_CASE("dmem plugins lists plugins and every skipped file with why", "[cli][p
   REQUIRE(run_command(cli_with_path(dir) + " plugins --sm 89", &out) == 0);
   INFO(out);
   // A DMEM_STATIC_PLUGINS build also lists the static fixture, from its table.
-  CHECK(out.find("plugins (" + std::to_string(1 + kStatic) + ")\n") == 0);
+  CHECK(out.find("plugins (" + std::to_string(1 + kStatic + stock_plugins()) + ")\n") == 0);
   CHECK(out.find("  dmem.quantizer.fixture_good 1.0.0 · quantizer · plugin ABI 1.0 · " +
                  dir.file("dmem_plugin_fixture_good.so")) != std::string::npos);
   CHECK(out.find("    runs on      cpu\n") != std::string::npos);
@@ -71,7 +84,7 @@ TEST_CASE("dmem plugins --json decodes capabilities; --path comes first", "[cli]
   CHECK(j["device_sm"] == 75);
   CHECK(j["searched"][0] == first.path().string());
   CHECK(j["searched"][1] == dir.path().string());
-  REQUIRE(j["plugins"].size() == 2 + kStatic);
+  REQUIRE(j["plugins"].size() == 2 + kStatic + stock_plugins());
   // The --path copy wins; the one on DMEM_PLUGIN_PATH is a duplicate.
   const auto& nk = j["plugins"][kStatic];
   CHECK(nk["id"] == "dmem.quantizer.fixture_no_kernels");
