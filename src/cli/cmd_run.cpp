@@ -19,6 +19,7 @@
 #include "cli/table.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
+#include "dmem/plugin_registry.hpp"
 #include "dmem/session.hpp"
 #include "dmem/synthetic.hpp"
 #include "dmem/units.hpp"
@@ -123,9 +124,13 @@ void draw_progress(const LoadProgress& p) {
   if (p.bytes_done >= p.bytes_total) std::fprintf(stderr, "\n");
 }
 
-bool runnable(const Strategy& s) {
-  return std::none_of(s.components.begin(), s.components.end(), [](const ComponentStrategy& c) {
-    return c.storage.kind == StorageKind::quantized || c.placement.gpu != 0;
+// The runtime drives one device, and quantized storage needs its plugin with CPU kernels.
+bool runnable(const Strategy& s, const PluginRegistry& plugins) {
+  return std::all_of(s.components.begin(), s.components.end(), [&](const ComponentStrategy& c) {
+    if (c.placement.gpu != 0) return false;
+    if (c.storage.kind != StorageKind::quantized) return true;
+    const PluginInfo* p = plugins.find(c.storage.quantizer);
+    return p != nullptr && (p->caps.exec_devices & kDeviceCpu) != 0;
   });
 }
 
@@ -236,6 +241,9 @@ int run_run(const Args& args) {
   }
   auto machine = read_machine_options(vm, default_workload(model));
   if (!machine) return fail(machine.status().to_string());
+  PluginRegistry plugins;  // quantized storage finds its quantizer here (dmem plugins lists it)
+  (void)plugins.discover();
+  options.plugins = &plugins;
   Strategy strategy;
   std::string plan_label;
   if (vm.count("strategy")) {
@@ -277,23 +285,25 @@ int run_run(const Args& args) {
                         .with_hint("1 to " + std::to_string(report->plans.size()) +
                                    " (the # column of dmem plan with the same flags)")
                         .to_string());
-      if (!runnable(chosen->strategy))
-        return fail(Status(Errc::unsupported, "plan " + id + " (" +
-                                                  strategy_summary(chosen->strategy) +
-                                                  ") needs a quantizer plugin or a second GPU, "
-                                                  "which the runtime does not drive yet")
+      if (!runnable(chosen->strategy, plugins))
+        return fail(Status(Errc::unsupported,
+                           "plan " + id + " (" + strategy_summary(chosen->strategy) +
+                               ") needs a quantizer plugin with CPU kernels that was not found, "
+                               "or a second GPU, which the runtime does not drive yet")
                         .with_rule("run.plan")
-                        .with_hint("run a plan with native or fp8 storage on one GPU")
+                        .with_hint("`dmem plugins` lists the quantizers found; or run another "
+                                   "plan")
                         .to_string());
     } else {
       for (const Plan& p : report->plans) {
-        if (runnable(p.strategy)) {
+        if (runnable(p.strategy, plugins)) {
           chosen = &p;
           break;
         }
       }
       if (chosen == nullptr)
-        return fail(Status(Errc::unsupported, "every viable plan needs a quantizer plugin")
+        return fail(Status(Errc::unsupported,
+                           "every viable plan needs a quantizer plugin that was not found")
                         .with_rule("run.plan")
                         .with_hint("give more memory (--vram/--ram) or --strategy")
                         .to_string(),
