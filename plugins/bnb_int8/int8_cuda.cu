@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "int8_cuda.hpp"
+#include "plugin_cuda_archs.hpp"
 
 namespace dmem_bnb::cuda {
 
@@ -276,7 +277,7 @@ bool compiled() noexcept {
 }
 
 std::vector<std::uint32_t> archs() {
-  static const std::uint32_t list[] = {DMEM_BNB_CUDA_ARCHS};
+  static const std::uint32_t list[] = {DMEM_PLUGIN_CUDA_ARCHS};
   return {std::begin(list), std::end(list)};
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "gguf_cuda.hpp"
+#include "plugin_cuda_archs.hpp"
 
 namespace dmem_gguf::cuda {
 
@@ -188,7 +189,7 @@ bool has_kernel(int ggml_type) noexcept {
 }
 
 std::vector<std::uint32_t> archs() {
-  static const std::uint32_t list[] = {DMEM_GGUF_CUDA_ARCHS};
+  static const std::uint32_t list[] = {DMEM_PLUGIN_CUDA_ARCHS};
   return {std::begin(list), std::end(list)};
 }
 
