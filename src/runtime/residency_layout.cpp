@@ -234,11 +234,14 @@ Result<ResidencyLayout> make_layout(
           linear.count(slot.leaf) != 0 && castable_dtype(t.dtype)) {
         // The quantizer is given the tensor's dtype when it takes it, f32 otherwise.
         const DType input = quantizer->accepts(t.dtype) ? t.dtype : DType::f32;
+        // A tensor the quantizer refuses (rows not whole blocks of its type, say) keeps its
+        // dtype, as the planner counts it.
         auto bytes = quantizer->stored_bytes(input, t.shape);
-        if (!bytes) return Status(bytes.status()).with_tensor(t.name);
-        slot.quantized = true;
-        slot.stored_dtype = input;
-        slot.stored_bytes = *bytes;
+        if (bytes) {
+          slot.quantized = true;
+          slot.stored_dtype = input;
+          slot.stored_bytes = *bytes;
+        }
       }
 
       std::string key;

@@ -154,7 +154,9 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
   }
   const TensorView* b = handle.find(bias_name);
   if (w->packed) {
-    // Packed by the component's quantizer: its own kernel runs the layer.
+    // Packed by the component's quantizer. On the CPU it unpacks the weight into f32 scratch
+    // (one tensor per thread) and the layer runs through the same sgemm as unpacked weights:
+    // plugins' own CPU linear kernels are references, not tuned GEMMs.
     std::uint32_t c = 0;
     while (c < impl_->layout.components.size() &&
            impl_->layout.components[c].name != handle.component())
@@ -172,8 +174,24 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
       bias = HostTensor{DType::f32, *b->shape, bias_f32.data(), bias_f32.size() * 4};
     }
     const std::uint64_t t0 = impl_->trace.now_ns();
+    thread_local std::vector<float> unpacked;
+    const std::uint64_t elements = (*w->shape)[0] * (*w->shape)[1];
+    unpacked.resize(elements);
     Status status =
-        impl_->quantizers[c].linear(weight, b != nullptr ? &bias : nullptr, x, tokens, y);
+        impl_->quantizers[c].dequantize(weight, DType::f32, unpacked.data(), elements * 4);
+    if (status) {
+      detail::LinearArgs args;
+      args.weight = unpacked.data();
+      args.weight_dtype = DType::f32;
+      args.out = (*w->shape)[0];
+      args.in = (*w->shape)[1];
+      args.bias = b != nullptr ? bias_f32.data() : nullptr;
+      args.bias_dtype = DType::f32;
+      args.x = x;
+      args.tokens = tokens;
+      args.y = y;
+      status = impl_->device->linear(args);
+    }
     if (impl_->trace.enabled())
       impl_->trace.span(impl_->lane_compute, "compute", weight_name, t0, impl_->trace.now_ns());
     if (!status) return std::move(status).with_tensor(weight_name);
