@@ -159,9 +159,23 @@ class Session {
                                          std::string_view module) noexcept;
 
   /// y[tokens, out] = x[tokens, in] · Wᵀ (+ bias) for the linear leaf `leaf` ("…attn.to_q") of an
-  /// acquired module, whatever the weight's storage. CPU device: x and y are host f32 arrays.
+  /// acquired module, whatever the weight's storage. x and y are f32 arrays in the memory of the
+  /// device that holds the weight (TensorView::device): host memory on the CPU device,
+  /// allocate_buffer() memory on CUDA.
   [[nodiscard]] Status linear(const Acquired& handle, std::string_view leaf, const float* x,
                               std::size_t tokens, float* y) noexcept;
+
+  /// Memory on the compute device for the host's own tensors (activations), counted in the
+  /// device store and its budget. Host memory on the CPU device. Give it back with
+  /// release_buffer() before the session closes.
+  [[nodiscard]] Result<void*> allocate_buffer(std::uint64_t bytes) noexcept;
+  void release_buffer(void* buffer, std::uint64_t bytes) noexcept;
+  /// Copies between host memory and a buffer from allocate_buffer() (or a TensorView).
+  [[nodiscard]] Status upload(void* device_dst, const void* host_src, std::uint64_t bytes) noexcept;
+  [[nodiscard]] Status download(void* host_dst, const void* device_src,
+                                std::uint64_t bytes) noexcept;
+  /// The device this session computes on.
+  [[nodiscard]] DeviceKind device() const noexcept;
 
   /// The phase of `component` is over: weights that the placement does not keep (model offload,
   /// dropped) leave the device.

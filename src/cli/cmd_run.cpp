@@ -77,9 +77,25 @@ struct PhaseRun {
   double seconds = 0;
 };
 
+// Activations: host vectors, mirrored in device buffers when the session computes on CUDA.
+struct Activations {
+  std::vector<float> x;
+  std::vector<float> y;
+  void* dx = nullptr;
+  void* dy = nullptr;
+  std::uint64_t dx_bytes = 0;
+  std::uint64_t dy_bytes = 0;
+  void release(Session& s) {
+    s.release_buffer(dx, dx_bytes);
+    s.release_buffer(dy, dy_bytes);
+    dx = dy = nullptr;
+    dx_bytes = dy_bytes = 0;
+  }
+};
+
 // One forward pass: acquire each unit in order and run its linear leaves.
 Status forward(Session& session, const std::string& component, std::uint64_t tokens,
-               std::vector<float>& x, std::vector<float>& y) {
+               Activations& act) {
   for (const std::string& module : session.modules(component)) {
     auto handle = session.acquire(component, module);
     if (!handle) return handle.status();
@@ -92,15 +108,45 @@ Status forward(Session& session, const std::string& component, std::uint64_t tok
       const std::uint64_t in = (*t.shape)[1];
       const DTypeInfo& info = dtype_info(t.dtype);
       if (in % info.block_elems != 0) continue;  // e.g. an embedding table stored by rows
-      if (x.size() < tokens * in) {
-        const std::size_t old = x.size();
-        x.resize(tokens * in);
-        for (std::size_t i = old; i < x.size(); ++i)
-          x[i] = static_cast<float>((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+      bool grown = false;
+      if (act.x.size() < tokens * in) {
+        const std::size_t old = act.x.size();
+        act.x.resize(tokens * in);
+        for (std::size_t i = old; i < act.x.size(); ++i)
+          act.x[i] = static_cast<float>((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+        grown = true;
       }
-      if (y.size() < tokens * out) y.resize(tokens * out);
-      DMEM_TRY(
-          session.linear(*handle, name.substr(0, name.size() - 7), x.data(), tokens, y.data()));
+      if (act.y.size() < tokens * out) act.y.resize(tokens * out);
+      const std::string leaf = name.substr(0, name.size() - 7);
+      if (t.device == DeviceKind::cpu) {
+        DMEM_TRY(session.linear(*handle, leaf, act.x.data(), tokens, act.y.data()));
+        continue;
+      }
+      if (grown || act.dx_bytes < act.x.size() * 4) {
+        session.release_buffer(act.dx, act.dx_bytes);
+        act.dx_bytes = act.x.size() * 4;
+        auto buffer = session.allocate_buffer(act.dx_bytes);
+        if (!buffer) {
+          act.dx = nullptr;
+          act.dx_bytes = 0;
+          return buffer.status();
+        }
+        act.dx = *buffer;
+        DMEM_TRY(session.upload(act.dx, act.x.data(), act.dx_bytes));
+      }
+      if (act.dy_bytes < act.y.size() * 4) {
+        session.release_buffer(act.dy, act.dy_bytes);
+        act.dy_bytes = act.y.size() * 4;
+        auto buffer = session.allocate_buffer(act.dy_bytes);
+        if (!buffer) {
+          act.dy = nullptr;
+          act.dy_bytes = 0;
+          return buffer.status();
+        }
+        act.dy = *buffer;
+      }
+      DMEM_TRY(session.linear(*handle, leaf, static_cast<const float*>(act.dx), tokens,
+                              static_cast<float*>(act.dy)));
     }
   }
   session.finish(component);
@@ -319,6 +365,14 @@ int run_run(const Args& args) {
   options.progress = draw_progress;
 
   auto session = Session::open(model, strategy, options);
+  if (!session && options.device == DeviceKind::cuda &&
+      session.status().rule() == "runtime.device") {
+    // No usable GPU: say why, and let the CPU device serve.
+    std::fprintf(stderr, "dmem run: %s; running on the CPU device\n",
+                 session.status().message().c_str());
+    options.device = DeviceKind::cpu;
+    session = Session::open(model, strategy, options);
+  }
   if (!session) {
     const bool budget = session.status().code() == Errc::out_of_memory;
     return fail(session.status().to_string(), budget ? kExitNegative : kExitBadInput);
@@ -365,8 +419,7 @@ int run_run(const Args& args) {
       phases.push_back(run);
     }
   }
-  std::vector<float> x;
-  std::vector<float> y;
+  Activations act;
   std::vector<double> step_seconds;
   std::uint64_t denoise_bytes = 0;
   for (PhaseRun& run : phases) {
@@ -376,7 +429,8 @@ int run_run(const Args& args) {
       const auto s0 = std::chrono::steady_clock::now();
       if (run.phase == "denoise") session->begin_step(r);
       for (std::uint32_t p = 0; p < run.passes; ++p) {
-        if (Status s = forward(*session, run.component, run.tokens, x, y); !s) {
+        if (Status s = forward(*session, run.component, run.tokens, act); !s) {
+          act.release(*session);
           return fail(s.to_string(),
                       s.code() == Errc::out_of_memory ? kExitNegative : kExitInternal);
         }
@@ -390,6 +444,7 @@ int run_run(const Args& args) {
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (run.phase == "denoise") denoise_bytes += session->stats().bytes_to_device - moved_before;
   }
+  act.release(*session);
   if (!trace_path.empty()) {
     if (Status s = session->write_trace(trace_path); !s) return fail(s.to_string());
   }
@@ -418,7 +473,7 @@ int run_run(const Args& args) {
     j["scale_down"] = factor;
     j["plan"] = plan_label;
     j["strategy"] = strategy_summary(strategy);
-    j["device"] = "cpu";
+    j["device"] = session->device() == DeviceKind::cuda ? "cuda" : "cpu";
     j["load"] = {
         {"bytes", st.load_bytes}, {"seconds", st.load_seconds}, {"staging_peak", st.staging_peak}};
     for (const Row& r : rows) {
@@ -453,7 +508,8 @@ int run_run(const Args& args) {
   out += display;
   if (factor != 1)
     out += " (scaled down ×" + format_count(static_cast<std::uint64_t>(factor)) + ")";
-  out += " · " + plan_label + ": " + strategy_summary(strategy) + " · device cpu\n";
+  out += " · " + plan_label + ": " + strategy_summary(strategy) + " · device ";
+  out += session->device() == DeviceKind::cuda ? "cuda\n" : "cpu\n";
   char line[256];
   std::snprintf(
       line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s\n",
@@ -479,9 +535,9 @@ int run_run(const Args& args) {
                   r.stats.budget == 0 ? "-" : format_bytes(r.stats.budget).c_str());
     out += line;
   }
-  std::snprintf(line, sizeof line,
-                "s/step    estimate %.3f (the plan's device) · measured %.3f (cpu)\n",
-                est->step_seconds, measured_step);
+  std::snprintf(
+      line, sizeof line, "s/step    estimate %.3f (the plan's device) · measured %.3f (%s)\n",
+      est->step_seconds, measured_step, session->device() == DeviceKind::cuda ? "cuda" : "cpu");
   out += line;
   std::snprintf(line, sizeof line,
                 "moves     %s to the device per step · %llu copies back to the host · %llu "

@@ -36,9 +36,16 @@ class ComputeDevice {
   [[nodiscard]] virtual Result<void*> allocate(std::uint64_t bytes) noexcept = 0;
   /// Returns memory to the device's owner at once.
   virtual void free(void* ptr, std::uint64_t bytes) noexcept = 0;
+  /// Page-locks host memory the device copies from (the pinned arena, staging buffers) and
+  /// undoes it; a no-op where the device reads host memory directly.
+  virtual void pin(void* /*ptr*/, std::uint64_t /*bytes*/) noexcept {}
+  virtual void unpin(void* /*ptr*/) noexcept {}
   /// Host -> device copy (the host memory is pinned or a staging buffer).
   [[nodiscard]] virtual Status copy_to_device(void* dst, const void* src,
                                               std::uint64_t bytes) noexcept = 0;
+  /// Device -> host copy (activations only: weights are never copied back).
+  [[nodiscard]] virtual Status copy_to_host(void* dst, const void* src,
+                                            std::uint64_t bytes) noexcept = 0;
   /// Converts `count` values stored as `from` at `src` (device memory) to `to` at `dst`.
   [[nodiscard]] virtual Status cast(DType from, const void* src, DType to, void* dst,
                                     std::uint64_t count) noexcept = 0;

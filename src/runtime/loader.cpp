@@ -67,7 +67,10 @@ Status Session::Impl::prepare() noexcept {
   auto pinned = take_region(pinned_store, FaultSite::pinned_alloc, layout.pinned_bytes, "pinned");
   if (!pinned) return pinned.status();
   pinned_region = std::move(pinned.value());
-  if (layout.pinned_bytes != 0) pin_calls += 1;  // one pinning call for the whole arena
+  if (layout.pinned_bytes != 0) {
+    device->pin(pinned_region.data(), pinned_region.size());
+    pin_calls += 1;  // one pinning call for the whole arena, never one per step
+  }
   auto pageable =
       take_region(pageable_store, FaultSite::host_alloc, layout.pageable_bytes, "pageable");
   if (!pageable) return pageable.status();
@@ -290,6 +293,7 @@ Status Session::Impl::load() noexcept {
         auto region = detail::HostRegion::allocate(2 * chunk_cap, "staging");
         if (!region) return region.status();
         staging = std::move(region.value());
+        device->pin(staging.data(), staging.size());
         const std::uint64_t now = staging_in_use.fetch_add(staging.size()) + staging.size();
         std::uint64_t peak = staging_peak.load();
         while (now > peak && !staging_peak.compare_exchange_weak(peak, now)) {
@@ -367,7 +371,10 @@ Status Session::Impl::load() noexcept {
         Status status = run_job(parallel[i], staging, lane);
         if (!status) fail(std::move(status));
       }
-      if (staging.data() != nullptr) staging_in_use.fetch_sub(staging.size());
+      if (staging.data() != nullptr) {
+        device->unpin(staging.data());
+        staging_in_use.fetch_sub(staging.size());
+      }
       {
         std::lock_guard<std::mutex> lock(done_mu);
         running.fetch_sub(1);
@@ -412,7 +419,10 @@ Status Session::Impl::load() noexcept {
         break;
       }
     }
-    if (staging.data() != nullptr) staging_in_use.fetch_sub(staging.size());
+    if (staging.data() != nullptr) {
+      device->unpin(staging.data());
+      staging_in_use.fetch_sub(staging.size());
+    }
     if (!failed.load()) {
       auto reader = detail::ReadFile::open(cache->temp_path());
       if (!reader) {

@@ -20,13 +20,20 @@ Status Session::Impl::read_home(const TensorSlot& slot, void* dst) noexcept {
       return device->copy_to_device(dst, pinned_region.data() + slot.home_offset, n);
     case StoreKind::pageable:
       return device->copy_to_device(dst, pageable_region.data() + slot.home_offset, n);
-    case StoreKind::disk:
-      if (!device->host_addressable()) {
-        return Status(Errc::unsupported, "reading the disk tier into this device needs staging")
-            .with_rule("runtime.disk");
+    case StoreKind::disk: {
+      if (device->host_addressable()) {
+        if (slot.cast || slot.quantized) return cache_reader.read_at(dst, n, slot.home_offset);
+        return sources[slot.component]->read(*slot.info, dst);
       }
-      if (slot.cast || slot.quantized) return cache_reader.read_at(dst, n, slot.home_offset);
-      return sources[slot.component]->read(*slot.info, dst);
+      // Through host memory the device can copy from.
+      auto staging = detail::HostRegion::allocate(n, "staging");
+      if (!staging) return staging.status();
+      Status status = (slot.cast || slot.quantized)
+                          ? cache_reader.read_at(staging->data(), n, slot.home_offset)
+                          : sources[slot.component]->read(*slot.info, staging->data());
+      if (status) status = device->copy_to_device(dst, staging->data(), n);
+      return status;
+    }
     case StoreKind::device:
       break;
   }
@@ -284,7 +291,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
     TensorView view;
     view.name = &slot.info->name;
     view.shape = &slot.info->shape;
-    view.device = device->kind();
+    view.device = group.in_place ? DeviceKind::cpu : device->kind();
     view.dtype = slot.stored_dtype;
     view.nbytes = slot.stored_bytes;
     view.packed = slot.quantized;

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend/cuda/cuda_device.hpp"
 #include "runtime/session_impl.hpp"
 
 namespace dmem {
@@ -47,6 +48,7 @@ Session::Impl::~Impl() {
       groups[g].memory = nullptr;
     }
   }
+  if (device && pinned_region.data() != nullptr) device->unpin(pinned_region.data());
   pinned_store.release(pinned_region.size());
   pageable_store.release(pageable_region.size());
 }
@@ -59,12 +61,26 @@ Session::~Session() = default;
 
 Result<Session> Session::open(const Model& model, const Strategy& strategy,
                               const SessionOptions& options) noexcept {
-  if (options.device == DeviceKind::cuda) {
-    return Status(Errc::unsupported, "the CUDA device is not part of this build's runtime yet")
-        .with_rule("runtime.device")
-        .with_hint("run on the CPU device (--device cpu); it executes every placement");
-  }
   auto impl = std::make_shared<Impl>(model, options);
+  impl->host_device = detail::make_cpu_device();
+  if (!impl->host_device) return Status(Errc::out_of_memory, "could not create the CPU device");
+  if (options.device == DeviceKind::cuda) {
+    auto cuda = detail::make_cuda_device(0);
+    if (!cuda) return cuda.status();
+    impl->device = std::move(cuda.value());
+    for (const ComponentStrategy& cs : strategy.components) {
+      if (cs.storage.kind == StorageKind::quantized) {
+        return Status(Errc::unsupported, "component '" + cs.component +
+                                             "': quantized storage runs on the CPU device only "
+                                             "in this version")
+            .with_rule("runtime.quantizer.device")
+            .with_hint("run quantized plans with --device cpu");
+      }
+    }
+  } else {
+    impl->device = detail::make_cpu_device();
+  }
+  if (!impl->device) return Status(Errc::out_of_memory, "could not create the compute device");
   // Quantizers for quantized storage, from the host's registry or one discovered here.
   impl->quantizers.resize(strategy.components.size());
   std::vector<const QuantizerInstance*> quantizers(strategy.components.size(), nullptr);
@@ -106,12 +122,10 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
   auto layout = detail::make_layout(impl->model, strategy, quantizers);
   if (!layout) return layout.status();
   impl->layout = std::move(layout.value());
-  impl->device = detail::make_cpu_device();
-  if (!impl->device) return Status(Errc::out_of_memory, "could not create the CPU device");
   impl->groups.resize(impl->layout.groups.size());
   impl->orders.resize(impl->layout.components.size());
   for (auto& order : impl->orders) order.position.assign(impl->layout.groups.size(), -1);
-  impl->trace.set_info("device", "cpu");
+  impl->trace.set_info("device", options.device == DeviceKind::cuda ? "cuda" : "cpu");
   impl->trace.set_info_number("budget.device", static_cast<double>(options.device_budget));
   impl->trace.set_info_number("budget.pinned", static_cast<double>(options.pinned_budget));
   impl->trace.set_info_number("budget.pageable", static_cast<double>(options.pageable_budget));
@@ -190,7 +204,7 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
       args.x = x;
       args.tokens = tokens;
       args.y = y;
-      status = impl_->device->linear(args);
+      status = impl_->host_device->linear(args);
     }
     if (impl_->trace.enabled())
       impl_->trace.span(impl_->lane_compute, "compute", weight_name, t0, impl_->trace.now_ns());
@@ -210,11 +224,50 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
   args.tokens = tokens;
   args.y = y;
   const std::uint64_t t0 = impl_->trace.now_ns();
-  Status status = impl_->device->linear(args);
+  // A component placed on the CPU computes there whatever the session's device.
+  detail::ComputeDevice& device =
+      w->device == impl_->device->kind() ? *impl_->device : *impl_->host_device;
+  Status status = device.linear(args);
   if (impl_->trace.enabled())
     impl_->trace.span(impl_->lane_compute, "compute", weight_name, t0, impl_->trace.now_ns());
   if (!status) return std::move(status).with_tensor(weight_name);
   return status;
+}
+
+Result<void*> Session::allocate_buffer(std::uint64_t bytes) noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "allocate_buffer on a closed session");
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->reserve_device(bytes, true)) {
+      return Status(Errc::out_of_memory, "the device budget has no " + std::to_string(bytes) +
+                                             " bytes left for the host's buffer")
+          .with_rule("runtime.budget.device")
+          .with_hint("release handles, or raise the device budget");
+    }
+  }
+  auto memory = impl_->device->allocate(bytes);
+  if (!memory) impl_->device_store.release(bytes);
+  return memory;
+}
+
+void Session::release_buffer(void* buffer, std::uint64_t bytes) noexcept {
+  if (!impl_ || buffer == nullptr) return;
+  impl_->device->free(buffer, bytes);
+  impl_->device_store.release(bytes);
+}
+
+Status Session::upload(void* device_dst, const void* host_src, std::uint64_t bytes) noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "upload on a closed session");
+  return impl_->device->copy_to_device(device_dst, host_src, bytes);
+}
+
+Status Session::download(void* host_dst, const void* device_src, std::uint64_t bytes) noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "download on a closed session");
+  return impl_->device->copy_to_host(host_dst, device_src, bytes);
+}
+
+DeviceKind Session::device() const noexcept {
+  return impl_ ? impl_->device->kind() : DeviceKind::cpu;
 }
 
 void Session::finish(std::string_view component) noexcept {

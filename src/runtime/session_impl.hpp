@@ -72,7 +72,8 @@ struct Session::Impl {
   Model model;
   SessionOptions options;
   detail::ResidencyLayout layout;
-  std::unique_ptr<detail::ComputeDevice> device;
+  std::unique_ptr<detail::ComputeDevice> device;       // computes (CPU or CUDA)
+  std::unique_ptr<detail::ComputeDevice> host_device;  // CPU placements compute here
   detail::Trace trace;
   detail::MemoryStore device_store;
   detail::MemoryStore pinned_store;

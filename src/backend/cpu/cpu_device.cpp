@@ -35,6 +35,11 @@ class CpuDevice final : public ComputeDevice {
     return Status::ok();
   }
 
+  Status copy_to_host(void* dst, const void* src, std::uint64_t bytes) noexcept override {
+    if (bytes != 0) std::memcpy(dst, src, bytes);
+    return Status::ok();
+  }
+
   Status cast(DType from, const void* src, DType to, void* dst,
               std::uint64_t count) noexcept override {
     return convert(from, src, to, dst, count);

@@ -1,0 +1,161 @@
+// The Session on the CUDA device: refused with the reason where there is no GPU; on a GPU every
+// placement gives the CPU session's outputs (within f32 rounding: the GEMMs sum in another
+// order), weights are never copied back, and evicted weights return to the driver at once.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_probe.hpp"
+#include "dmem/session.hpp"
+#include "support/runtime_fixture.hpp"
+#include "support/test_support.hpp"
+
+#if DMEM_TEST_HAVE_CUDART
+#include <cuda_runtime.h>
+#endif
+
+using namespace dmem;
+
+namespace {
+
+bool have_gpu() {
+  return detail::cuda_compiled() && !detail::cuda_devices().empty();
+}
+
+bool skip_without_gpu() {
+  if (have_gpu()) return false;
+  std::printf("DMEM_SKIP: no CUDA device\n");
+  return true;
+}
+
+// Runs every linear leaf of every unit on both sessions and returns the largest difference
+// relative to the largest output.
+double max_relative_difference(Session& cpu, Session& gpu, std::size_t tokens) {
+  double worst = 0;
+  for (const std::string& unit : cpu.modules("transformer")) {
+    auto a = cpu.acquire("transformer", unit);
+    auto b = gpu.acquire("transformer", unit);
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    for (const TensorView& t : a->tensors()) {
+      const std::string& name = *t.name;
+      if (t.shape->size() != 2 || !name.ends_with(".weight")) continue;
+      const std::uint64_t out = (*t.shape)[0], in = (*t.shape)[1];
+      const std::string leaf = name.substr(0, name.size() - 7);
+      std::vector<float> x(tokens * in), y_cpu(tokens * out), y_gpu(tokens * out);
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(static_cast<float>(i) * 0.37f);
+      REQUIRE(cpu.linear(*a, leaf, x.data(), tokens, y_cpu.data()).is_ok());
+      auto xb = gpu.allocate_buffer(x.size() * 4);
+      auto yb = gpu.allocate_buffer(y_gpu.size() * 4);
+      REQUIRE(xb.has_value());
+      REQUIRE(yb.has_value());
+      REQUIRE(gpu.upload(*xb, x.data(), x.size() * 4).is_ok());
+      REQUIRE(gpu.linear(*b, leaf, static_cast<const float*>(*xb), tokens, static_cast<float*>(*yb))
+                  .is_ok());
+      REQUIRE(gpu.download(y_gpu.data(), *yb, y_gpu.size() * 4).is_ok());
+      gpu.release_buffer(*xb, x.size() * 4);
+      gpu.release_buffer(*yb, y_gpu.size() * 4);
+      double scale = 1e-30, diff = 0;
+      for (std::size_t i = 0; i < y_cpu.size(); ++i) {
+        scale = std::max(scale, static_cast<double>(std::fabs(y_cpu[i])));
+        diff = std::max(diff, static_cast<double>(std::fabs(y_cpu[i] - y_gpu[i])));
+      }
+      worst = std::max(worst, diff / scale);
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("without a GPU a CUDA session is refused with the reason", "[runtime]") {
+  if (have_gpu()) return;  // the [cuda] tests below cover that machine
+  test::TempDir dir;
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 2, 32);
+  SessionOptions options;
+  options.device = DeviceKind::cuda;
+  auto session = Session::open(model, test::one_component({}), options);
+  REQUIRE_FALSE(session.has_value());
+  CHECK(session.status().rule() == "runtime.device");
+  CHECK_FALSE(session.status().message().empty());
+  CHECK(session.status().hint().find("cpu") != std::string::npos);
+}
+
+TEST_CASE("a CUDA session gives the CPU session's outputs in every placement", "[cuda]") {
+  if (skip_without_gpu()) return;
+  test::TempDir dir;
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 6, 96);
+  Storage cast;
+  cast.kind = StorageKind::layerwise_cast;
+  struct Case {
+    PlacementKind kind;
+    Tier park;
+    Storage storage;
+  };
+  const Case cases[] = {{PlacementKind::resident, Tier::pinned, {}},
+                        {PlacementKind::group_offload, Tier::pinned, {}},
+                        {PlacementKind::group_offload, Tier::pageable, cast},
+                        {PlacementKind::partial, Tier::pinned, {}},
+                        {PlacementKind::sequential, Tier::pinned, {}},
+                        {PlacementKind::model_offload, Tier::pinned, {}},
+                        {PlacementKind::disk, Tier::disk, {}},
+                        {PlacementKind::disk, Tier::disk, cast}};
+  for (const Case& c : cases) {
+    INFO("placement " << static_cast<int>(c.kind) << " park " << static_cast<int>(c.park)
+                      << " cast " << (c.storage.kind == StorageKind::layerwise_cast));
+    Placement p;
+    p.kind = c.kind;
+    p.park = c.park;
+    p.resident_blocks = 2;
+    SessionOptions on_gpu;
+    on_gpu.device = DeviceKind::cuda;
+    on_gpu.cache_dir = dir.path().string();
+    SessionOptions on_cpu;
+    on_cpu.cache_dir = dir.path().string();
+    auto gpu = Session::open(model, test::one_component(p, c.storage), on_gpu);
+    if (!gpu) FAIL(gpu.status().to_string());
+    auto cpu = Session::open(model, test::one_component(p, c.storage), on_cpu);
+    REQUIRE(cpu.has_value());
+    CHECK(gpu->device() == DeviceKind::cuda);
+    CHECK(max_relative_difference(*cpu, *gpu, 7) < 1e-4);
+    CHECK(gpu->stats().copies_to_host == 0);
+    CHECK(gpu->stats().pin_calls <= 1);
+  }
+}
+
+#if DMEM_TEST_HAVE_CUDART
+TEST_CASE("evicted weights go back to the driver at once", "[cuda]") {
+  if (skip_without_gpu()) return;
+  test::TempDir dir;
+  // About 120 MiB of weights in 8 blocks of width 1024.
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 8, 1024);
+  Placement p;
+  p.kind = PlacementKind::model_offload;
+  SessionOptions options;
+  options.device = DeviceKind::cuda;
+  auto session = Session::open(model, test::one_component(p), options);
+  REQUIRE(session.has_value());
+  std::size_t free_before = 0, free_loaded = 0, free_after = 0, total = 0;
+  REQUIRE(cudaMemGetInfo(&free_before, &total) == cudaSuccess);
+  {
+    auto all = session->acquire("transformer", "");
+    REQUIRE(all.has_value());
+    REQUIRE(cudaMemGetInfo(&free_loaded, &total) == cudaSuccess);
+  }
+  session->finish("transformer");
+  REQUIRE(cudaMemGetInfo(&free_after, &total) == cudaSuccess);
+  const std::uint64_t weights = session->stats().device.peak;
+  std::printf(
+      "weights %.1f MiB; free before %.1f MiB, loaded %.1f MiB, after finish %.1f MiB\n",
+      static_cast<double>(weights) / 1048576.0, static_cast<double>(free_before) / 1048576.0,
+      static_cast<double>(free_loaded) / 1048576.0, static_cast<double>(free_after) / 1048576.0);
+  CHECK(free_before - free_loaded >= weights * 9 / 10);
+  // Unmapped on eviction: within 32 MiB of where it started (driver bookkeeping).
+  CHECK(free_after + (32u << 20) >= free_before);
+  CHECK(session->stats().device.in_use == 0);
+}
+#endif
