@@ -60,9 +60,9 @@ struct Option {
   Storage storage;
 };
 
-int tier_of(const Storage& s) {
+QualityTier tier_of(const Storage& s) {
   const QuantizerCaps* c = storage_caps(s);
-  return c == nullptr ? 0 : static_cast<int>(c->quality);
+  return c == nullptr ? QualityTier::native : c->quality;
 }
 
 std::uint64_t usable(std::uint64_t budget, double margin) {
@@ -346,19 +346,20 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
   for (auto& r : S.viable) {
     const Strategy& s = r.plan.strategy;
     r.facts.vram_usable = vram_budget;
-    int worst = 0;
+    QualityTier worst = QualityTier::native;
     bool quantized = false;
     for (const auto& cs : s.components) {
       const Component* c = model.find(cs.component);
-      const int t = tier_of(cs.storage);
-      worst = std::max(worst, t);
+      const QualityTier tier = tier_of(cs.storage);
+      const int t = quality_rank(tier);
+      if (t > quality_rank(worst)) worst = tier;
       quantized = quantized || cs.storage.kind == StorageKind::quantized;
       if (c != nullptr && c->role == Role::denoiser)
         r.facts.denoiser_tier = std::max(r.facts.denoiser_tier, t);
       else if (c != nullptr && c->role != Role::vae)
         r.facts.encoder_tier = std::max(r.facts.encoder_tier, t);
     }
-    r.plan.quality_tier = std::string(quality_name(static_cast<QualityTier>(worst)));
+    r.plan.quality_tier = std::string(quality_name(worst));
     r.plan.group = quantized ? "quantization" : "offloading / casting";
   }
   detail::prune_dominated(S.viable);

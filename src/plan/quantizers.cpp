@@ -57,14 +57,21 @@ std::vector<QuantizerCaps> make_builtins() {
   // Layerwise fp8 casting: stored in fp8, upcast to the compute dtype per layer, so it needs
   // no fp8 tensor cores and runs anywhere.
   for (const char* fmt : {"e4m3", "e5m2"}) {
-    auto c = caps("dmem.quantizer.fp8_cast", fmt, std::string("fp8 ") + fmt + " (cast)", kCpuCuda,
-                  kAnyTier, QualityTier::fp8, 1.05, {{"format", fmt}});
+    // e5m2 keeps two mantissa bits: coarser weights than e4m3 (docs/planner.md).
+    const QualityTier q =
+        std::string_view(fmt) == "e4m3" ? QualityTier::fp8 : QualityTier::fp8_e5m2;
+    std::string display = "fp8 ";
+    display += fmt;
+    display += " (cast)";
+    auto c = caps("dmem.quantizer.fp8_cast", fmt, display, kCpuCuda, kAnyTier, q, 1.05,
+                  {{"format", fmt}});
     c.is_cast = true;
     v.push_back(std::move(c));
   }
-  // fp8 compute: weights stay fp8 and feed an fp8 GEMM (cuBLASLt), which needs SM >= 8.9.
+  // fp8 compute: weights stay fp8 and feed an fp8 GEMM (cuBLASLt), which needs SM >= 8.9. The
+  // activations are quantized to fp8 too, which costs accuracy the weight-only cast does not.
   auto fp8 = caps("dmem.quantizer.fp8", "e4m3", "fp8 e4m3 (fp8 GEMM)", kDeviceCuda, kAnyTier,
-                  QualityTier::fp8, 0.70, {{"format", "e4m3"}});
+                  QualityTier::fp8_gemm, 0.70, {{"format", "e4m3"}});
   fp8.min_sm = 89;
   v.push_back(std::move(fp8));
   return v;
@@ -132,8 +139,38 @@ std::string_view quality_name(QualityTier tier) noexcept {
       return "q3";
     case QualityTier::q2:
       return "q2";
+    case QualityTier::fp8_gemm:
+      return "fp8_gemm";
+    case QualityTier::fp8_e5m2:
+      return "fp8_e5m2";
   }
   return "unknown";
+}
+
+int quality_rank(QualityTier tier) noexcept {
+  switch (tier) {
+    case QualityTier::native:
+      return 0;
+    case QualityTier::int8:
+      return 1;
+    case QualityTier::fp8:
+      return 2;
+    case QualityTier::q6:
+    case QualityTier::fp8_gemm:
+    case QualityTier::fp8_e5m2:
+      return 3;
+    case QualityTier::q5:
+      return 4;
+    case QualityTier::q4:
+      return 5;
+    case QualityTier::q4_low:
+      return 6;
+    case QualityTier::q3:
+      return 7;
+    case QualityTier::q2:
+      return 8;
+  }
+  return 9;
 }
 
 const std::vector<QuantizerCaps>& builtin_quantizers() noexcept {

@@ -10,7 +10,7 @@ namespace dmem::detail {
 
 /// What ranking compares besides the estimate.
 struct PlanFacts {
-  int denoiser_tier = 0;          ///< QualityTier index of the denoiser storage (0 = native)
+  int denoiser_tier = 0;          ///< quality_rank() of the denoiser storage (0 = native)
   int encoder_tier = 0;           ///< worst over the text encoders
   std::uint64_t vram_usable = 0;  ///< tightest GPU's budget after the margin (0: CPU only)
 };
