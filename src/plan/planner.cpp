@@ -32,6 +32,8 @@ Storage from_caps(const QuantizerCaps& c) {
   if (c.is_cast) {
     s.kind = StorageKind::layerwise_cast;
     s.cast_dtype = c.variant == "e5m2" ? DType::f8_e5m2 : DType::f8_e4m3;
+    if (c.variant == "bf16" || c.variant == "f16")
+      s.cast_dtype = s.compute_dtype = c.variant == "bf16" ? DType::bf16 : DType::f16;
   } else {
     s.kind = StorageKind::quantized;
     s.quantizer = c.id;
@@ -267,14 +269,19 @@ struct Search {
   }
 };
 
-std::vector<Storage> storages_for(const ComponentProfile& p, bool large) {
+// The storages worth trying for a component: native, the fp8 cast, every quantizer, and a
+// 16-bit downcast in the compute dtype when the checkpoint holds wider (fp32) weights.
+std::vector<Storage> storages_for(ComponentProfile& p, bool large, DType compute) {
   std::vector<Storage> out{native()};
   if (!large) return out;
   for (const auto& c : builtin_quantizers()) {
-    if (c.is_cast && c.variant != "e4m3") continue;  // e5m2: same size, lower precision
+    if (c.is_cast && c.variant == "e5m2") continue;  // same size as e4m3, lower precision
+    if (c.id == "dmem.quantizer.cast16") {
+      if (c.variant != (compute == DType::f16 ? "f16" : "bf16")) continue;
+      if (detail::stored_sizes(p, &c).total >= p.summary.bytes) continue;  // nothing wider
+    }
     out.push_back(from_caps(c));
   }
-  (void)p;
   return out;
 }
 
@@ -312,7 +319,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
   if (!S.denoisers.empty()) {
     ComponentProfile& dp = *S.mp.find(S.denoisers.front()->name);
     const bool has_blocks = dp.summary.blocks.size() >= 2;
-    for (const Storage& sto : storages_for(dp, true)) {
+    for (const Storage& sto : storages_for(dp, true, DType::bf16)) {
       if (!gpu) {
         den_opts.push_back({place(PlacementKind::cpu), sto});
         continue;

@@ -147,6 +147,16 @@ void check_single_transform(const RuleContext& ctx, std::vector<Violation>& out)
                          " and quantizer '" + s.quantizer +
                          "' would both apply to the same tensors",
                      "choose one: the layerwise cast or the quantizer"});
+    // A 16-bit downcast stores weights in the compute dtype; another 16-bit type would round
+    // them twice (to the storage type, then per layer to the compute type).
+    const bool cast16 = s.cast_dtype == DType::bf16 || s.cast_dtype == DType::f16;
+    if (s.kind == StorageKind::layerwise_cast && cast16 && s.cast_dtype != s.compute_dtype)
+      out.push_back(
+          {"storage.single_transform", v.strategy->component,
+           "a downcast to " + std::string(dtype_name(s.cast_dtype)) + " computed in " +
+               std::string(dtype_name(s.compute_dtype)) + " would round the weights twice",
+           "cast to the compute dtype (dtype " + std::string(dtype_name(s.compute_dtype)) +
+               ") or set compute_dtype " + std::string(dtype_name(s.cast_dtype))});
     // The same component listed twice with two different transforms.
     if (s.kind != StorageKind::native && !transformed.insert(v.strategy->component).second)
       out.push_back({"storage.single_transform", v.strategy->component,

@@ -92,6 +92,15 @@ TEST_CASE("quantized_bytes is the exact stored size", "[validate]") {
   const TensorInfo w = weight(3072, 3072);
   const std::uint64_t n = 3072ull * 3072ull;
 
+  // A 16-bit downcast halves fp32 weights and leaves 16-bit ones alone; its quality is native.
+  const QuantizerCaps* bf16 = find_quantizer("dmem.quantizer.cast16", "bf16");
+  REQUIRE(bf16 != nullptr);
+  CHECK(bf16->is_cast);
+  CHECK(quality_rank(bf16->quality) == 0);
+  CHECK(quantized_bytes(*bf16, weight(3072, 3072, DType::f32), true) == n * 2);
+  CHECK(quantized_bytes(*bf16, w, true) == w.nbytes);
+  CHECK(quantized_bytes(*bf16, weight(3072, 3072, DType::f32), false) == n * 4);
+
   // nf4, blocksize 64: packed codes + f32 absmax per block + 16-entry f32 quant map + the JSON
   // quant state (Python's json.dumps spelling).
   const std::string state =
