@@ -269,6 +269,14 @@ struct Search {
   }
 };
 
+// Components reported to overflow in fp16 (inf/NaN activations): T5/UMT5 encoders (transformers
+// keeps their `wo` in fp32 for that reason) and Qwen-Image's DiT (ComfyUI runs it in bf16 or
+// fp32 only).
+bool overflows_in_f16(const Component& c) {
+  const std::string& k = c.class_name;
+  return k == "T5EncoderModel" || k == "UMT5EncoderModel" || k == "QwenImageTransformer2DModel";
+}
+
 // The storages worth trying for a component: native, the fp8 cast, every quantizer, and a
 // 16-bit downcast in the compute dtype when the checkpoint holds wider (fp32) weights.
 std::vector<Storage> storages_for(ComponentProfile& p, bool large, DType compute) {
@@ -313,13 +321,20 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
       S.encoders.push_back(&c);
   }
   const bool gpu = !hardware.gpus.empty();
+  // The compute dtype of the weakest GPU (docs/hardware.md): bf16 from SM 8.0, fp16 on Turing's
+  // tensor cores, fp32 on the GTX 16xx. The CPU computes in bf16.
+  DType compute = DType::bf16;
+  for (const auto& g : hardware.gpus)
+    if (g.compute_dtype() == DType::f32 ||
+        (g.compute_dtype() == DType::f16 && compute == DType::bf16))
+      compute = g.compute_dtype();
 
   // ---- denoiser options: placement x storage ---------------------------------------------
   std::vector<Option> den_opts;
   if (!S.denoisers.empty()) {
     ComponentProfile& dp = *S.mp.find(S.denoisers.front()->name);
     const bool has_blocks = dp.summary.blocks.size() >= 2;
-    for (const Storage& sto : storages_for(dp, true, DType::bf16)) {
+    for (const Storage& sto : storages_for(dp, true, compute)) {
       if (!gpu) {
         den_opts.push_back({place(PlacementKind::cpu), sto});
         continue;
@@ -404,6 +419,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
         const bool large = p != nullptr && p->summary.bytes >= kLargeEncoder;
         cs.storage = large ? e->storage : native();
       }
+      cs.storage.compute_dtype = compute;
       s.components.push_back(std::move(cs));
     }
     return s;
@@ -499,6 +515,12 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
     }
     if (p.strategy.vae_tiling)
       p.notes.push_back("VAE tiling bounds the decode activations by the tile size");
+    if (compute == DType::f16)
+      for (const auto& cs : p.strategy.components)
+        if (const Component* c = model.find(cs.component); c != nullptr && overflows_in_f16(*c))
+          p.notes.push_back(cs.component + " (" + c->class_name +
+                            ") is known to overflow in fp16 on this GPU (no bf16): expect NaNs or "
+                            "black images; compute it in fp32 or use a GPU with bf16");
     p.notes.push_back("load RAM " + format_bytes(e.load_ram_peak_bytes) +
                       " with dmem's streaming loader; diffusers' from_pretrained would hold " +
                       largest_name + " whole in RAM (" + format_bytes(largest_native) + ")");

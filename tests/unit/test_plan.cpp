@@ -398,3 +398,23 @@ TEST_CASE("estimator: phases, dropped encoder, activation override", "[plan]") {
   REQUIRE_FALSE(err);
   CHECK(err.status().message().find("unet") != std::string::npos);
 }
+
+TEST_CASE("the compute dtype follows the GPU, and fp16 overflow risks are flagged", "[plan]") {
+  const Model m = model("flux1-dev");
+  Workload wl;
+  auto dtype_of = [&](const char* gpu, bool* flagged) {
+    auto r = make_plans(m, machine(gpu, 0, 64 * kGiB), wl);
+    REQUIRE(r);
+    REQUIRE_FALSE(r->plans.empty());
+    *flagged = false;
+    for (const auto& n : r->plans.front().notes)
+      *flagged = *flagged || n.find("overflow in fp16") != std::string::npos;
+    return r->plans.front().strategy.components.front().storage.compute_dtype;
+  };
+  bool flagged = false;
+  CHECK(dtype_of("t4", &flagged) == DType::f16);  // Turing: no bf16
+  CHECK(flagged);                                 // FLUX's T5 encoder overflows in fp16
+  CHECK(dtype_of("rtx4090", &flagged) == DType::bf16);
+  CHECK_FALSE(flagged);
+  CHECK(dtype_of("gtx1660-super", &flagged) == DType::f32);  // no tensor cores: fp32
+}
