@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dmem/dtype.hpp"
 #include "dmem/status.hpp"
 
 namespace dmem {
@@ -26,8 +27,20 @@ struct GpuSpec {
   double h2d_pinned_gbps = 0;  ///< host->device from pinned memory, GB/s (preset: from PCIe gen)
   double h2d_pageable_gbps = 0;
   double d2h_pinned_gbps = 0;
+  bool tensor_cores = true;  ///< false on the GTX 16xx (Turing without tensor cores)
 
   [[nodiscard]] std::uint32_t sm() const noexcept { return cc_major * 10 + cc_minor; }
+  /// bf16 tensor cores exist from SM 8.0 (Ampere) on.
+  [[nodiscard]] bool has_bf16() const noexcept { return sm() >= 80; }
+  /// fp8 tensor cores exist from SM 8.9 (Ada) on.
+  [[nodiscard]] bool has_fp8() const noexcept { return sm() >= 89; }
+  /// int8 tensor cores exist from SM 7.2 on, on cards that have tensor cores at all.
+  [[nodiscard]] bool has_int8_tensor_cores() const noexcept { return tensor_cores && sm() >= 72; }
+  /// The dtype dmem computes in: bf16 where it exists, else fp16 on tensor cores, else fp32
+  /// (the GTX 16xx produce NaNs in fp16: AUTOMATIC1111's wiki asks for --no-half there).
+  [[nodiscard]] DType compute_dtype() const noexcept {
+    return has_bf16() ? DType::bf16 : (tensor_cores ? DType::f16 : DType::f32);
+  }
 };
 
 struct Hardware {

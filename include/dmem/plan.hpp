@@ -86,6 +86,7 @@ struct PlanOptions {
   Preference prefer = Preference::balanced;
   double margin = 0.10;         ///< fraction of each budget held back (default documented)
   std::uint32_t max_plans = 0;  ///< 0 = all viable
+  bool prune = true;  ///< drop dominated plans (the best of each storage × placement family stays)
 };
 
 struct PlanReport {

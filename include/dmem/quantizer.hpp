@@ -30,19 +30,26 @@ enum TierMask : std::uint32_t {
   kTierDisk = 1u << 3,
 };
 
-/// Ordered quality tiers; lower is better. Documented order: native > fp8 storage >
-/// int8 ≈ q8_0 > q6_k > q5_k > nf4 ≈ q4_k > q4_0.
+/// Quality tiers. The values 0..8 are the plugin ABI's DMEM_PLUGIN_QUALITY_* values and never
+/// change; tiers after q2 are appended (host-side only until the ABI carries them). The values
+/// are identities, not the order: `quality_rank()` gives the order (docs/planner.md, "Quality
+/// tiers"): native > int8 ≈ q8_0 > fp8 (weight-only e4m3) > q6_k ≈ fp8 GEMM ≈ fp8 e5m2 >
+/// q5_k > nf4 ≈ q4_k > q4_0 > q3 > q2.
 enum class QualityTier : std::uint8_t {
   native = 0,
-  fp8 = 1,
-  int8 = 2,
+  fp8 = 1,   ///< fp8 e4m3 weights, computed in the 16-bit compute dtype (weight-only)
+  int8 = 2,  ///< 8-bit integers with fine scales: LLM.int8, GGUF q8_0
   q6 = 3,
   q5 = 4,
   q4 = 5,
   q4_low = 6,
   q3 = 7,
-  q2 = 8
+  q2 = 8,
+  fp8_gemm = 9,   ///< fp8 weights *and* activations (an fp8 GEMM)
+  fp8_e5m2 = 10,  ///< fp8 e5m2 weights: two mantissa bits
 };
+/// Position of a tier in the quality order, 0 = best; equal ranks are equally good.
+[[nodiscard]] int quality_rank(QualityTier tier) noexcept;
 [[nodiscard]] std::string_view quality_name(QualityTier tier) noexcept;
 
 struct QuantizerCaps {

@@ -43,7 +43,8 @@ enum class StorageKind : std::uint8_t { native, layerwise_cast, quantized };
 
 struct Storage {
   StorageKind kind = StorageKind::native;
-  DType cast_dtype = DType::f8_e4m3;  ///< layerwise_cast: f8_e4m3 or f8_e5m2
+  DType cast_dtype = DType::f8_e4m3;  ///< layerwise_cast: f8_e4m3, f8_e5m2, or bf16 / f16 (a
+                                      ///< downcast of wider weights, in the compute dtype)
   std::string quantizer;              ///< quantized: stable id, e.g. "dmem.quantizer.nf4"
   std::vector<std::pair<std::string, std::string>> params;  ///< quantizer parameters
   DType compute_dtype = DType::bf16;

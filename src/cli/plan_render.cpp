@@ -126,7 +126,7 @@ std::string describe_component(const Model& model, const ComponentStrategy& cs) 
   if (cs.storage.kind == StorageKind::native)
     sto = c != nullptr ? native_dtype(*c) : "native";
   else if (q != nullptr)
-    sto = q->is_cast ? "fp8 storage" : q->display;
+    sto = q->is_cast && q->id != "dmem.quantizer.cast16" ? "fp8 storage" : q->display;
   else
     sto = cs.storage.quantizer;
   const Placement& p = cs.placement;

@@ -30,7 +30,9 @@ GpuSpec generic_gpu() {
   for (const auto& p : gpu_presets())
     if (p.id == "rtx3090") {
       GpuSpec g = p.spec;
-      g.name = "GPU (described by --vram)";
+      g.name =
+          "GPU described by --vram only (RTX 3090 figures assumed; give --gpu PRESET or run "
+          "dmem calibrate)";
       return g;
     }
   return {};

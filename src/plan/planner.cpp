@@ -3,6 +3,8 @@
 // dominated plans and rank the rest (docs/planner.md, "Search").
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "dmem/units.hpp"
@@ -30,6 +32,8 @@ Storage from_caps(const QuantizerCaps& c) {
   if (c.is_cast) {
     s.kind = StorageKind::layerwise_cast;
     s.cast_dtype = c.variant == "e5m2" ? DType::f8_e5m2 : DType::f8_e4m3;
+    if (c.variant == "bf16" || c.variant == "f16")
+      s.cast_dtype = s.compute_dtype = c.variant == "bf16" ? DType::bf16 : DType::f16;
   } else {
     s.kind = StorageKind::quantized;
     s.quantizer = c.id;
@@ -60,9 +64,9 @@ struct Option {
   Storage storage;
 };
 
-int tier_of(const Storage& s) {
+QualityTier tier_of(const Storage& s) {
   const QuantizerCaps* c = storage_caps(s);
-  return c == nullptr ? 0 : static_cast<int>(c->quality);
+  return c == nullptr ? QualityTier::native : c->quality;
 }
 
 std::uint64_t usable(std::uint64_t budget, double margin) {
@@ -83,15 +87,28 @@ struct Search {
   std::size_t candidates = 0;
 
   std::vector<const Component*> denoisers, encoders, vaes;
+  std::map<std::string, const TensorInfo*, std::less<>> prequantized;  ///< found once per model
 
   Search(const Model& m, const Hardware& h, const Workload& w, const PlanOptions& o)
-      : model(m), hw(h), wl(w), opt(o), mp(detail::profile_model(m, w)) {}
+      : model(m), hw(h), wl(w), opt(o), mp(detail::profile_model(m, w)) {
+    for (const auto& c : m.components)
+      if (const TensorInfo* t = detail::first_block_quant(c)) prequantized.emplace(c.name, t);
+  }
 
   std::uint64_t vram_usable() const {
     if (hw.gpus.empty()) return 0;
     std::uint64_t v = hw.gpus.front().vram_free;
     for (const auto& g : hw.gpus) v = std::min(v, g.vram_free);
     return usable(v, opt.margin);
+  }
+
+  // The budget rules' arithmetic without their messages (the k search asks it many times).
+  bool fits(const Estimate& e) const {
+    const std::uint64_t pinned = hw.pinned_limit != 0 ? hw.pinned_limit : hw.ram_available / 2;
+    const std::uint64_t ram = usable(hw.ram_available, opt.margin);
+    return (hw.gpus.empty() || e.vram_peak_bytes <= vram_usable()) && e.ram_peak_bytes <= ram &&
+           e.load_ram_peak_bytes <= ram && e.pinned_bytes <= usable(pinned, opt.margin) &&
+           e.disk_bytes <= usable(hw.disk_free, opt.margin);
   }
 
   // The rules table over one candidate, with its estimate for the budget rules.
@@ -102,6 +119,8 @@ struct Search {
       v.strategy = &cs;
       v.component = model.find(cs.component);
       v.caps = storage_caps(cs.storage);
+      if (auto it = prequantized.find(cs.component); it != prequantized.end())
+        v.prequantized = it->second;
       if (auto* p = mp.find(cs.component))
         v.blocks = static_cast<std::uint32_t>(p->summary.blocks.size());
       ctx.views.push_back(v);
@@ -146,34 +165,131 @@ struct Search {
     viable.push_back(std::move(r));
   }
 
-  // Largest k (resident blocks) whose plan fits the VRAM budget; 1 when none does.
-  std::uint32_t largest_k(Strategy s, std::size_t index, std::uint32_t nblocks) {
-    const std::uint64_t limit = vram_usable();
+  std::optional<Estimate> estimate_k(Strategy& s, std::size_t index, std::uint32_t k) {
+    s.components[index].placement.resident_blocks = k;
+    auto est = detail::estimate_profiled(mp, s, hw);
+    if (!est) return std::nullopt;
+    return std::move(*est);
+  }
+
+  // Largest k in [1, nblocks - 1] with pred(estimate of k) true, for a pred that holds up to some k
+  // and not beyond; 0 when it holds for none. `hint` (the answer for a similar candidate, 0 for
+  // none) is checked first: candidates that differ only in their encoders or VAE mostly share
+  // it, which makes the search two estimates instead of log2(blocks).
+  template <class Pred>
+  std::uint32_t largest_k_where(Strategy& s, std::size_t index, std::uint32_t nblocks, Pred pred,
+                                std::uint32_t hint = 0) {
+    auto holds = [&](std::uint32_t k) {
+      auto est = estimate_k(s, index, k);
+      return est && pred(*est);
+    };
     std::uint32_t lo = 1, hi = nblocks - 1, best = 0;
+    if (hint >= 1 && hint <= hi) {
+      if (holds(hint)) {
+        if (hint == hi || !holds(hint + 1)) return hint;
+        best = hint + 1;
+        lo = hint + 2;
+      } else {
+        hi = hint - 1;
+      }
+    }
     while (lo <= hi) {
       const std::uint32_t mid = lo + (hi - lo) / 2;
-      s.components[index].placement.resident_blocks = mid;
-      auto est = detail::estimate_profiled(mp, s, hw);
-      if (est && est->vram_peak_bytes <= limit) {
+      if (holds(mid)) {
         best = mid;
         lo = mid + 1;
       } else {
-        if (mid == 0) break;
         hi = mid - 1;
       }
     }
-    return best == 0 ? 1 : best;
+    return best;
+  }
+
+  struct KHints {
+    std::uint32_t kmax = 0, comfy = 0, slower = 0, kmin = 0;
+  };
+  KHints hints;
+
+  // Partial residency's k is chosen by the preference's own objective over the k that pass every
+  // rule (docs/planner.md, "Search"). More resident blocks cost VRAM and load time (read before
+  // the first step, not hidden behind compute) and save streaming until the copies hide behind
+  // compute. Total seconds are therefore linear in k up to that kink and rising after it, and
+  // every objective is concave or linear between these points: the smallest valid k, the largest
+  // k under 85 % of the usable VRAM, the kink and the largest k that fits. The best of those four
+  // is the best k.
+  std::uint32_t choose_k(Strategy s, std::size_t index, std::uint32_t nblocks) {
+    const std::uint64_t limit = vram_usable();
+    const std::uint32_t kmax = largest_k_where(
+        s, index, nblocks, [&](const Estimate& e) { return e.vram_peak_bytes <= limit; },
+        hints.kmax);
+    hints.kmax = kmax;
+    if (kmax == 0) return 1;
+    auto at_max = estimate_k(s, index, kmax);
+    if (!at_max) return kmax;
+    const double flat = at_max->step_seconds * (1.0 + 1e-9);
+    const std::uint64_t comfy = static_cast<std::uint64_t>(static_cast<double>(limit) * 0.85);
+    hints.comfy = largest_k_where(
+        s, index, kmax + 1, [&](const Estimate& e) { return e.vram_peak_bytes <= comfy; },
+        hints.comfy);
+    // The kink: the smallest k whose step is as fast as kmax's (one past the last slower one).
+    hints.slower = largest_k_where(
+        s, index, kmax + 1, [&](const Estimate& e) { return e.step_seconds > flat; }, hints.slower);
+    // The other rules do not depend on k; a candidate that breaks one is rejected whatever k is.
+    if (!check(s, nullptr).empty()) return kmax;
+    // Fewer resident blocks park more in RAM: the smallest k within every budget.
+    std::uint32_t kmin = 1;
+    if (auto e1 = estimate_k(s, index, 1); !e1 || !fits(*e1))
+      kmin = largest_k_where(
+                 s, index, kmax + 1, [&](const Estimate& e) { return !fits(e); }, hints.kmin) +
+             1;
+    hints.kmin = kmin - 1;
+    if (kmin > kmax) return kmax;
+    const std::uint32_t ks[] = {kmax, kmin, std::max(kmin, hints.comfy),
+                                std::max(kmin, hints.slower + 1)};
+    const detail::PlanFacts facts = detail::plan_facts(model, s, hw, opt.margin);
+    std::uint32_t chosen = kmax;
+    detail::RankKey best{};
+    bool have = false;
+    for (std::uint32_t k : ks) {
+      if (k < 1 || k > kmax) continue;
+      detail::Ranked r;
+      auto est = estimate_k(s, index, k);
+      if (!est) continue;
+      r.plan.estimate = std::move(*est);
+      if (!fits(r.plan.estimate)) continue;
+      r.facts = facts;
+      const detail::RankKey key = detail::rank_key(r, opt.prefer);
+      if (!have || key < best || (key == best && k > chosen)) {
+        best = key;
+        chosen = k;
+        have = true;
+      }
+    }
+    return chosen;
   }
 };
 
-std::vector<Storage> storages_for(const ComponentProfile& p, bool large) {
+// Components reported to overflow in fp16 (inf/NaN activations): T5/UMT5 encoders (transformers
+// keeps their `wo` in fp32 for that reason) and Qwen-Image's DiT (ComfyUI runs it in bf16 or
+// fp32 only).
+bool overflows_in_f16(const Component& c) {
+  const std::string& k = c.class_name;
+  return k == "T5EncoderModel" || k == "UMT5EncoderModel" || k == "QwenImageTransformer2DModel";
+}
+
+// The storages worth trying for a component: native, the fp8 cast, every quantizer, and a
+// 16-bit downcast in the compute dtype when the checkpoint holds wider (fp32) weights.
+std::vector<Storage> storages_for(ComponentProfile& p, bool large, DType compute) {
   std::vector<Storage> out{native()};
   if (!large) return out;
   for (const auto& c : builtin_quantizers()) {
-    if (c.is_cast && c.variant != "e4m3") continue;  // e5m2: same size, lower precision
+    if (c.is_cast && c.variant == "e5m2") continue;  // same size as e4m3, lower precision
+    if (c.id == "dmem.quantizer.cast16") {
+      if (c.variant != (compute == DType::f16 ? "f16" : "bf16")) continue;
+      if (detail::stored_sizes(p, &c).total >= p.summary.bytes) continue;  // nothing wider
+    }
     out.push_back(from_caps(c));
   }
-  (void)p;
   return out;
 }
 
@@ -205,13 +321,20 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
       S.encoders.push_back(&c);
   }
   const bool gpu = !hardware.gpus.empty();
+  // The compute dtype of the weakest GPU (docs/hardware.md): bf16 from SM 8.0, fp16 on Turing's
+  // tensor cores, fp32 on the GTX 16xx. The CPU computes in bf16.
+  DType compute = DType::bf16;
+  for (const auto& g : hardware.gpus)
+    if (g.compute_dtype() == DType::f32 ||
+        (g.compute_dtype() == DType::f16 && compute == DType::bf16))
+      compute = g.compute_dtype();
 
   // ---- denoiser options: placement x storage ---------------------------------------------
   std::vector<Option> den_opts;
   if (!S.denoisers.empty()) {
     ComponentProfile& dp = *S.mp.find(S.denoisers.front()->name);
     const bool has_blocks = dp.summary.blocks.size() >= 2;
-    for (const Storage& sto : storages_for(dp, true)) {
+    for (const Storage& sto : storages_for(dp, true, compute)) {
       if (!gpu) {
         den_opts.push_back({place(PlacementKind::cpu), sto});
         continue;
@@ -296,6 +419,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
         const bool large = p != nullptr && p->summary.bytes >= kLargeEncoder;
         cs.storage = large ? e->storage : native();
       }
+      cs.storage.compute_dtype = compute;
       s.components.push_back(std::move(cs));
     }
     return s;
@@ -312,6 +436,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
           : static_cast<std::uint32_t>(S.mp.find(S.denoisers.front()->name)->summary.blocks.size());
 
   auto run = [&](const Option* d) {
+    S.hints = {};
     for (const auto& e : enc_opts) {
       if (e.with_resident_denoiser_only &&
           (d == nullptr || d->placement.kind != PlacementKind::resident))
@@ -324,7 +449,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
       for (const auto& v : vae_opts) {
         Strategy s = build(d, S.encoders.empty() ? nullptr : &e, v);
         if (d != nullptr && d->placement.kind == PlacementKind::partial && den_blocks >= 2)
-          s.components[den_index].placement.resident_blocks = S.largest_k(s, den_index, den_blocks);
+          s.components[den_index].placement.resident_blocks = S.choose_k(s, den_index, den_blocks);
         S.consider(std::move(s));
       }
       if (S.encoders.empty()) break;
@@ -335,7 +460,6 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
   for (const auto& d : den_opts) run(&d);
 
   // ---- facts, notes, pruning, ranking -----------------------------------------------------
-  const std::uint64_t vram_budget = S.vram_usable();
   std::uint64_t largest_native = 0;
   std::string largest_name;
   for (const auto& p : S.mp.components)
@@ -345,25 +469,24 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
     }
   for (auto& r : S.viable) {
     const Strategy& s = r.plan.strategy;
-    r.facts.vram_usable = vram_budget;
-    int worst = 0;
+    r.facts = detail::plan_facts(model, s, hardware, options.margin);
+    QualityTier worst = QualityTier::native;
     bool quantized = false;
     for (const auto& cs : s.components) {
-      const Component* c = model.find(cs.component);
-      const int t = tier_of(cs.storage);
-      worst = std::max(worst, t);
+      const QualityTier tier = tier_of(cs.storage);
+      if (quality_rank(tier) > quality_rank(worst)) worst = tier;
       quantized = quantized || cs.storage.kind == StorageKind::quantized;
-      if (c != nullptr && c->role == Role::denoiser)
-        r.facts.denoiser_tier = std::max(r.facts.denoiser_tier, t);
-      else if (c != nullptr && c->role != Role::vae)
-        r.facts.encoder_tier = std::max(r.facts.encoder_tier, t);
     }
-    r.plan.quality_tier = std::string(quality_name(static_cast<QualityTier>(worst)));
+    r.plan.quality_tier = std::string(quality_name(worst));
     r.plan.group = quantized ? "quantization" : "offloading / casting";
   }
-  detail::prune_dominated(S.viable);
+  if (options.prune) detail::prune_dominated(S.viable, options.prefer);
   detail::rank_plans(S.viable, options.prefer);
 
+  const char* prefer_name = options.prefer == Preference::speed     ? "speed"
+                            : options.prefer == Preference::quality ? "quality"
+                            : options.prefer == Preference::memory  ? "memory"
+                                                                    : "balanced";
   PlanReport report;
   report.hardware = hardware;
   report.workload = workload;
@@ -380,7 +503,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
                           "shares VRAM with the denoiser");
       if (cs.placement.kind == PlacementKind::partial)
         p.notes.push_back(cs.component + ": k = " + std::to_string(cs.placement.resident_blocks) +
-                          " is the largest number of resident blocks that fits");
+                          " resident blocks, chosen by the " + prefer_name + " objective");
       if (cs.placement.kind == PlacementKind::disk ||
           (cs.placement.park == Tier::disk && cs.placement.kind == PlacementKind::partial))
         p.notes.push_back(cs.component + " streams from " +
@@ -392,6 +515,12 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
     }
     if (p.strategy.vae_tiling)
       p.notes.push_back("VAE tiling bounds the decode activations by the tile size");
+    if (compute == DType::f16)
+      for (const auto& cs : p.strategy.components)
+        if (const Component* c = model.find(cs.component); c != nullptr && overflows_in_f16(*c))
+          p.notes.push_back(cs.component + " (" + c->class_name +
+                            ") is known to overflow in fp16 on this GPU (no bf16): expect NaNs or "
+                            "black images; compute it in fp32 or use a GPU with bf16");
     p.notes.push_back("load RAM " + format_bytes(e.load_ram_peak_bytes) +
                       " with dmem's streaming loader; diffusers' from_pretrained would hold " +
                       largest_name + " whole in RAM (" + format_bytes(largest_native) + ")");

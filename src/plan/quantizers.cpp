@@ -57,14 +57,31 @@ std::vector<QuantizerCaps> make_builtins() {
   // Layerwise fp8 casting: stored in fp8, upcast to the compute dtype per layer, so it needs
   // no fp8 tensor cores and runs anywhere.
   for (const char* fmt : {"e4m3", "e5m2"}) {
-    auto c = caps("dmem.quantizer.fp8_cast", fmt, std::string("fp8 ") + fmt + " (cast)", kCpuCuda,
-                  kAnyTier, QualityTier::fp8, 1.05, {{"format", fmt}});
+    // e5m2 keeps two mantissa bits: coarser weights than e4m3 (docs/planner.md).
+    const QualityTier q =
+        std::string_view(fmt) == "e4m3" ? QualityTier::fp8 : QualityTier::fp8_e5m2;
+    std::string display = "fp8 ";
+    display += fmt;
+    display += " (cast)";
+    auto c = caps("dmem.quantizer.fp8_cast", fmt, display, kCpuCuda, kAnyTier, q, 1.05,
+                  {{"format", fmt}});
     c.is_cast = true;
     v.push_back(std::move(c));
   }
-  // fp8 compute: weights stay fp8 and feed an fp8 GEMM (cuBLASLt), which needs SM >= 8.9.
+  // 16-bit downcast of wider (fp32) weights, stored in the compute dtype: the GEMM sees the same
+  // numbers as when it upcasts fp32 per layer, so the quality is native's.
+  for (const char* fmt : {"bf16", "f16"}) {
+    std::string display = fmt;
+    display += " (downcast)";
+    auto c = caps("dmem.quantizer.cast16", fmt, display, kCpuCuda, kAnyTier, QualityTier::native,
+                  1.0, {{"format", fmt}});
+    c.is_cast = true;
+    v.push_back(std::move(c));
+  }
+  // fp8 compute: weights stay fp8 and feed an fp8 GEMM (cuBLASLt), which needs SM >= 8.9. The
+  // activations are quantized to fp8 too, which costs accuracy the weight-only cast does not.
   auto fp8 = caps("dmem.quantizer.fp8", "e4m3", "fp8 e4m3 (fp8 GEMM)", kDeviceCuda, kAnyTier,
-                  QualityTier::fp8, 0.70, {{"format", "e4m3"}});
+                  QualityTier::fp8_gemm, 0.70, {{"format", "e4m3"}});
   fp8.min_sm = 89;
   v.push_back(std::move(fp8));
   return v;
@@ -132,8 +149,38 @@ std::string_view quality_name(QualityTier tier) noexcept {
       return "q3";
     case QualityTier::q2:
       return "q2";
+    case QualityTier::fp8_gemm:
+      return "fp8_gemm";
+    case QualityTier::fp8_e5m2:
+      return "fp8_e5m2";
   }
   return "unknown";
+}
+
+int quality_rank(QualityTier tier) noexcept {
+  switch (tier) {
+    case QualityTier::native:
+      return 0;
+    case QualityTier::int8:
+      return 1;
+    case QualityTier::fp8:
+      return 2;
+    case QualityTier::q6:
+    case QualityTier::fp8_gemm:
+    case QualityTier::fp8_e5m2:
+      return 3;
+    case QualityTier::q5:
+      return 4;
+    case QualityTier::q4:
+      return 5;
+    case QualityTier::q4_low:
+      return 6;
+    case QualityTier::q3:
+      return 7;
+    case QualityTier::q2:
+      return 8;
+  }
+  return 9;
 }
 
 const std::vector<QuantizerCaps>& builtin_quantizers() noexcept {
@@ -151,7 +198,15 @@ const QuantizerCaps* storage_caps(const Storage& storage,
                                   const std::vector<QuantizerCaps>& table) noexcept {
   if (storage.kind == StorageKind::native) return nullptr;
   if (storage.kind == StorageKind::layerwise_cast) {
-    const std::string_view fmt = storage.cast_dtype == DType::f8_e5m2 ? "e5m2" : "e4m3";
+    std::string_view fmt = "e4m3";
+    if (storage.cast_dtype == DType::f8_e5m2)
+      fmt = "e5m2";
+    else if (storage.cast_dtype == DType::bf16)
+      fmt = "bf16";
+    else if (storage.cast_dtype == DType::f16)
+      fmt = "f16";
+    else if (storage.cast_dtype != DType::f8_e4m3)
+      return nullptr;
     for (const auto& c : table)
       if (c.is_cast && c.variant == fmt) return &c;
     return nullptr;
@@ -179,9 +234,10 @@ std::uint64_t quantized_bytes(const QuantizerCaps& c, const TensorInfo& t,
   const std::uint64_t n = t.elements();
   if (n == 0) return t.nbytes;
   if (c.is_cast || c.id == "dmem.quantizer.fp8") {
-    // One byte per element; a tensor already stored in 1 byte or less stays as it is.
-    if (t.nbytes <= n) return t.nbytes;
-    return n + (c.is_cast ? 0 : 4);  // fp8 GEMM keeps one fp32 scale per tensor
+    // One byte per element (two for a 16-bit downcast); a tensor already that narrow stays.
+    const std::uint64_t width = c.id == "dmem.quantizer.cast16" ? 2 : 1;
+    if (t.nbytes <= n * width) return t.nbytes;
+    return n * width + (c.is_cast ? 0 : 4);  // fp8 GEMM keeps one fp32 scale per tensor
   }
   if (c.id == "dmem.quantizer.nf4") {
     const std::uint64_t bs = param_u64(c, "blocksize", 64);

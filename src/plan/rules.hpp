@@ -22,10 +22,14 @@ struct PlatformFacts {
 /// One strategy entry with what the rules need to know about it.
 struct ComponentView {
   const ComponentStrategy* strategy = nullptr;
-  const Component* component = nullptr;  ///< nullptr: not in the model
-  const QuantizerCaps* caps = nullptr;   ///< nullptr: native storage, or unknown quantizer
-  std::uint32_t blocks = 0;              ///< repeated blocks in the component
+  const Component* component = nullptr;      ///< nullptr: not in the model
+  const QuantizerCaps* caps = nullptr;       ///< nullptr: native storage, or unknown quantizer
+  std::uint32_t blocks = 0;                  ///< repeated blocks in the component
+  const TensorInfo* prequantized = nullptr;  ///< first block-quantized tensor of the checkpoint
 };
+
+/// The component's first tensor stored block-quantized (GGUF) in the checkpoint, or nullptr.
+[[nodiscard]] const TensorInfo* first_block_quant(const Component& component) noexcept;
 
 struct RuleContext {
   const Model& model;

@@ -129,6 +129,12 @@ void check_device_features(const RuleContext& ctx, std::vector<Violation>& out) 
   }
 }
 
+const TensorInfo* first_block_quant(const Component& component) noexcept {
+  for (const auto& t : component.tensors)
+    if (dtype_info(t.dtype).is_block_quant) return &t;
+  return nullptr;
+}
+
 void check_single_transform(const RuleContext& ctx, std::vector<Violation>& out) {
   // Components seen so far with a storage transform: a repeat is found in O(1), not by a rescan.
   std::unordered_set<std::string_view> transformed;
@@ -141,21 +147,28 @@ void check_single_transform(const RuleContext& ctx, std::vector<Violation>& out)
                          " and quantizer '" + s.quantizer +
                          "' would both apply to the same tensors",
                      "choose one: the layerwise cast or the quantizer"});
+    // A 16-bit downcast stores weights in the compute dtype; another 16-bit type would round
+    // them twice (to the storage type, then per layer to the compute type).
+    const bool cast16 = s.cast_dtype == DType::bf16 || s.cast_dtype == DType::f16;
+    if (s.kind == StorageKind::layerwise_cast && cast16 && s.cast_dtype != s.compute_dtype)
+      out.push_back(
+          {"storage.single_transform", v.strategy->component,
+           "a downcast to " + std::string(dtype_name(s.cast_dtype)) + " computed in " +
+               std::string(dtype_name(s.compute_dtype)) + " would round the weights twice",
+           "cast to the compute dtype (dtype " + std::string(dtype_name(s.compute_dtype)) +
+               ") or set compute_dtype " + std::string(dtype_name(s.cast_dtype))});
     // The same component listed twice with two different transforms.
     if (s.kind != StorageKind::native && !transformed.insert(v.strategy->component).second)
       out.push_back({"storage.single_transform", v.strategy->component,
                      "the component is listed twice with two storage transforms",
                      "list each component once with one storage"});
     // Weights already block-quantized in the checkpoint cannot be transformed again.
-    if (v.component != nullptr && s.kind != StorageKind::native) {
-      for (const auto& t : v.component->tensors)
-        if (dtype_info(t.dtype).is_block_quant) {
-          out.push_back({"storage.single_transform", v.strategy->component,
-                         "the checkpoint already stores tensors such as '" + t.name + "' as " +
-                             std::string(dtype_name(t.dtype)) + "; a second transform would apply",
-                         "use storage native for a pre-quantized checkpoint"});
-          break;
-        }
+    if (v.prequantized != nullptr && s.kind != StorageKind::native) {
+      const TensorInfo& t = *v.prequantized;
+      out.push_back({"storage.single_transform", v.strategy->component,
+                     "the checkpoint already stores tensors such as '" + t.name + "' as " +
+                         std::string(dtype_name(t.dtype)) + "; a second transform would apply",
+                     "use storage native for a pre-quantized checkpoint"});
     }
   }
 }

@@ -39,8 +39,10 @@ constexpr std::array<std::pair<StorageKind, const char*>, 3> kStorageKinds{
     {{StorageKind::native, "native"},
      {StorageKind::layerwise_cast, "layerwise_cast"},
      {StorageKind::quantized, "quantized"}}};
-constexpr std::array<std::pair<DType, const char*>, 2> kCastDtypes{
-    {{DType::f8_e4m3, "f8_e4m3"}, {DType::f8_e5m2, "f8_e5m2"}}};
+constexpr std::array<std::pair<DType, const char*>, 4> kCastDtypes{{{DType::f8_e4m3, "f8_e4m3"},
+                                                                    {DType::f8_e5m2, "f8_e5m2"},
+                                                                    {DType::bf16, "bf16"},
+                                                                    {DType::f16, "f16"}}};
 constexpr std::array<std::pair<DType, const char*>, 3> kComputeDtypes{
     {{DType::bf16, "bf16"}, {DType::f16, "f16"}, {DType::f32, "f32"}}};
 

@@ -44,6 +44,8 @@ RuleContext make_rule_context(const Model& model, const Strategy& strategy,
     v.strategy = &cs;
     v.component = model.find(cs.component);
     v.caps = storage_caps(cs.storage, quantizers);
+    if (v.component != nullptr && cs.storage.kind != StorageKind::native)
+      v.prequantized = first_block_quant(*v.component);
     // Block counts cost a module-tree walk: only for placements that need them.
     if (v.component != nullptr && needs_blocks(cs.placement))
       v.blocks = static_cast<std::uint32_t>(summarize(*v.component).blocks.size());

@@ -26,9 +26,23 @@ const GpuPreset& preset(const std::string& id) {
 }  // namespace
 
 TEST_CASE("GPU presets cover the documented table with consistent figures", "[hardware]") {
-  const std::set<std::string> want = {"rtx3060-12", "rtx3090", "rtx4060ti-16", "rtx4070", "rtx4080",
-                                      "rtx4090",    "rtx5080", "rtx5090",      "a100-40", "a100-80",
-                                      "h100",       "h200",    "l4",           "l40s",    "t4"};
+  // From 4 GB up: GTX 16xx, RTX 20xx-50xx with laptop variants, datacenter and workstation.
+  const std::set<std::string> want = {"gtx1650",        "gtx1660-super",
+                                      "rtx2060",        "rtx2080ti",
+                                      "rtx3050-laptop", "rtx3060-laptop",
+                                      "rtx3060-12",     "rtx3090",
+                                      "rtx4050-laptop", "rtx4060",
+                                      "rtx4060ti-16",   "rtx4070",
+                                      "rtx4080",        "rtx4090",
+                                      "rtx4090-laptop", "rtx5060",
+                                      "rtx5080",        "rtx5090",
+                                      "rtx5090-laptop", "a10",
+                                      "a100-40",        "a100-80",
+                                      "h100",           "h200",
+                                      "b200",           "l4",
+                                      "l40s",           "t4",
+                                      "rtx-a6000",      "rtx6000-ada",
+                                      "rtx-pro-6000"};
   std::set<std::string> got;
   for (const auto& p : gpu_presets()) {
     got.insert(p.id);
@@ -41,8 +55,25 @@ TEST_CASE("GPU presets cover the documented table with consistent figures", "[ha
     CHECK(p.spec.h2d_pageable_gbps == Approx(p.spec.h2d_pinned_gbps / 2));
     // fp8 tensor cores exist exactly from SM 8.9 on.
     CHECK((p.spec.fp8_tflops > 0) == (p.spec.sm() >= 89));
+    CHECK(p.spec.vram_total >= 4 * kGiB);
+    // The compute dtype follows the features: bf16 from SM 8.0, fp16 on Turing's tensor cores,
+    // fp32 on the GTX 16xx.
+    if (p.spec.sm() >= 80)
+      CHECK(p.spec.compute_dtype() == DType::bf16);
+    else
+      CHECK(p.spec.compute_dtype() == (p.spec.tensor_cores ? DType::f16 : DType::f32));
+    // Every preset is found again from its own device name.
+    const GpuPreset* back = detail::match_preset(p.spec.name, p.spec.vram_total);
+    REQUIRE(back != nullptr);
+    CHECK(back->id == p.id);
   }
-  CHECK(got == want);
+  for (const auto& w : want) CHECK(got.count(w) == 1);
+  CHECK_FALSE(preset("gtx1650").spec.has_int8_tensor_cores());
+  CHECK(preset("t4").spec.has_int8_tensor_cores());
+  CHECK_FALSE(preset("t4").spec.has_bf16());
+  CHECK(preset("a100-80").spec.has_bf16());
+  CHECK_FALSE(preset("a100-80").spec.has_fp8());
+  CHECK(preset("l4").spec.has_fp8());
   CHECK(preset("rtx4090").spec.vram_total == 24 * kGiB);
   CHECK(preset("rtx4090").spec.sm() == 89);
   CHECK(preset("rtx5090").spec.sm() == 120);
@@ -65,7 +96,15 @@ TEST_CASE("probed device names map to presets", "[hardware]") {
   CHECK(id("NVIDIA L4", 23 * kGiB) == "l4");
   CHECK(id("NVIDIA L40S", 46 * kGiB) == "l40s");
   CHECK(id("Tesla T4", 15 * kGiB) == "t4");
-  CHECK(id("NVIDIA GeForce RTX 4070 Ti", 12 * kGiB) == "-");
+  CHECK(id("NVIDIA T4", 15 * kGiB) == "t4");
+  CHECK(id("NVIDIA A10", 22 * kGiB) == "a10");
+  CHECK(id("NVIDIA GeForce RTX 4070 Ti", 12 * kGiB) == "rtx4070ti");
+  CHECK(id("NVIDIA GeForce RTX 4070 Ti SUPER", 16 * kGiB) == "rtx4070ti-super");
+  CHECK(id("NVIDIA GeForce RTX 4060 Ti", 8 * kGiB) == "rtx4060ti");
+  CHECK(id("NVIDIA GeForce RTX 4060 Ti", 16 * kGiB) == "rtx4060ti-16");
+  CHECK(id("NVIDIA GeForce RTX 4060 Laptop GPU", 8 * kGiB) == "rtx4060-laptop");
+  CHECK(id("NVIDIA GeForce RTX 3060", 12 * kGiB) == "rtx3060-12");
+  CHECK(id("NVIDIA GeForce GTX 1660 SUPER", 6 * kGiB) == "gtx1660-super");
   CHECK(id("Some Future GPU", 12 * kGiB) == "-");
 }
 

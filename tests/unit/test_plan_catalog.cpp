@@ -60,3 +60,28 @@ TEST_CASE("default workloads follow each pipeline's usual settings", "[plan]") {
   CHECK(wan.frames == 81);
   CHECK(default_workload(Model{}).width == 1024);
 }
+
+TEST_CASE("Wan2.1's fp32 transformer gets a bf16 downcast, ranked like any storage", "[plan]") {
+  auto m = catalog_model("wan21-t2v-14b");
+  REQUIRE(m);
+  const Workload wl = default_workload(*m);
+  const Hardware hw = described("rtx4090", 64 * kGiB);
+  auto r = make_plans(*m, hw, wl);
+  REQUIRE(r);
+  REQUIRE_FALSE(r->plans.empty());
+  // fp32 and bf16 compute the same numbers (the GEMM runs in bf16 either way), so the downcast
+  // is native quality at half the bytes: the first plan stores the transformer in bf16.
+  const ComponentStrategy* t = r->plans.front().strategy.find("transformer");
+  REQUIRE(t != nullptr);
+  CHECK(t->storage.kind == StorageKind::layerwise_cast);
+  CHECK(t->storage.cast_dtype == DType::bf16);
+  CHECK(r->plans.front().quality_tier == "native");
+  // Not offered where nothing is wider than 16 bits.
+  auto q =
+      make_plans(*catalog_model("qwen-image"), hw, default_workload(*catalog_model("qwen-image")));
+  REQUIRE(q);
+  for (const auto& p : q->plans)
+    for (const auto& cs : p.strategy.components)
+      CHECK_FALSE(
+          (cs.storage.kind == StorageKind::layerwise_cast && cs.storage.cast_dtype == DType::bf16));
+}

@@ -140,7 +140,7 @@ TEST_CASE("strategy JSON errors name the key and the allowed values", "[strategy
        "storage.quantizer"},
       {R"({"components": [{"component": "vae", "storage": {"kind": "native", "dtype": "f8_e4m3"}}]})",
        "storage.dtype"},
-      {R"({"components": [{"component": "vae", "storage": {"kind": "layerwise_cast", "dtype": "bf16"}}]})",
+      {R"({"components": [{"component": "vae", "storage": {"kind": "layerwise_cast", "dtype": "f32"}}]})",
        "storage.dtype"},
       {R"({"components": [{"component": "vae", "storage": {"kind": "quantized"}}]})",
        "storage.quantizer"},
@@ -191,4 +191,28 @@ TEST_CASE("strategy summaries name each component's storage and placement", "[st
   CHECK(s.find("vae native streamed from disk") != std::string::npos);
   CHECK(s.find("vae tiling") != std::string::npos);
   CHECK(strategy_summary(Strategy{}) == "(empty strategy)");
+}
+
+TEST_CASE("strategy JSON: a 16-bit downcast reads and writes, old files still read", "[strategy]") {
+  auto s = strategy_from_json(R"({"components": [{"component": "transformer",
+      "storage": {"kind": "layerwise_cast", "dtype": "bf16"}}]})");
+  REQUIRE(s);
+  const Storage& st = s->components.front().storage;
+  CHECK(st.kind == StorageKind::layerwise_cast);
+  CHECK(st.cast_dtype == DType::bf16);
+  REQUIRE(storage_caps(st) != nullptr);
+  CHECK(storage_caps(st)->display == "bf16 (downcast)");
+  auto back = strategy_from_json(strategy_to_json(*s));
+  REQUIRE(back);
+  CHECK(back->components.front().storage.cast_dtype == DType::bf16);
+  // A file written before 16-bit casts existed (no dtype) still means fp8 e4m3.
+  auto old = strategy_from_json(R"({"components": [{"component": "transformer",
+      "storage": {"kind": "layerwise_cast"}}]})");
+  REQUIRE(old);
+  CHECK(old->components.front().storage.cast_dtype == DType::f8_e4m3);
+  auto bad = strategy_from_json(R"({"components": [{"component": "transformer",
+      "storage": {"kind": "layerwise_cast", "dtype": "f32"}}]})");
+  REQUIRE_FALSE(bad);
+  INFO(bad.status().to_string());
+  CHECK(bad.status().to_string().find("bf16") != std::string::npos);
 }

@@ -303,6 +303,20 @@ TEST_CASE(
   CHECK(has(check(gguf, c, machine("rtx4090", dir.path().string())), "storage.single_transform"));
   c.components[0].storage = Storage{};
   CHECK(check(gguf, c, machine("rtx4090", dir.path().string())).empty());
+
+  // A 16-bit downcast is stored in the compute dtype: f16 storage computed in bf16 would round
+  // twice.
+  Strategy d;
+  auto down = comp("transformer", PlacementKind::resident);
+  down.storage.kind = StorageKind::layerwise_cast;
+  down.storage.cast_dtype = DType::f16;
+  d.components = {down};
+  const auto v = check(tiny_model(), d, machine("rtx4090", dir.path().string()));
+  REQUIRE(has(v, "storage.single_transform"));
+  CHECK(v.front().fix.find("f16") != std::string::npos);
+  d.components[0].storage.compute_dtype = DType::f16;
+  CHECK_FALSE(has(check(tiny_model(), d, machine("rtx4090", dir.path().string())),
+                  "storage.single_transform"));
 }
 
 TEST_CASE("a disk tier of transformed weights needs a writable cache dir", "[validate]") {

@@ -38,17 +38,32 @@ TEST_CASE("the stock quantizers are described by capability", "[validate]") {
   CHECK(cast->min_sm == 0);
   CHECK((cast->exec_devices & kDeviceCpu) != 0);
   CHECK(find_quantizer("dmem.quantizer.fp8")->min_sm == 89);
-  // Documented quality order: native > fp8 > int8 ≈ q8_0 > q6_k > q5_k > nf4 ≈ q4_k > q4_0.
-  auto tier = [](const char* id, const char* variant) {
-    return find_quantizer(id, variant)->quality;
+  // Documented quality order (docs/planner.md, "Quality tiers"): native > int8 ≈ q8_0 > fp8
+  // weight-only > q6_k ≈ fp8 GEMM ≈ fp8 e5m2 > q5_k > nf4 ≈ q4_k > q4_0.
+  auto rank = [](const char* id, const char* variant) {
+    return quality_rank(find_quantizer(id, variant)->quality);
   };
-  CHECK(tier("dmem.quantizer.fp8_cast", "e4m3") < tier("dmem.quantizer.bnb_int8", "int8"));
-  CHECK(tier("dmem.quantizer.bnb_int8", "int8") == tier("dmem.quantizer.gguf", "q8_0"));
-  CHECK(tier("dmem.quantizer.gguf", "q8_0") < tier("dmem.quantizer.gguf", "q6_k"));
-  CHECK(tier("dmem.quantizer.gguf", "q6_k") < tier("dmem.quantizer.gguf", "q5_k"));
-  CHECK(tier("dmem.quantizer.gguf", "q5_k") < tier("dmem.quantizer.nf4", "nf4"));
-  CHECK(tier("dmem.quantizer.nf4", "nf4") == tier("dmem.quantizer.gguf", "q4_k"));
-  CHECK(tier("dmem.quantizer.gguf", "q4_k") < tier("dmem.quantizer.gguf", "q4_0"));
+  CHECK(quality_rank(QualityTier::native) == 0);
+  CHECK(0 < rank("dmem.quantizer.gguf", "q8_0"));
+  CHECK(rank("dmem.quantizer.bnb_int8", "int8") == rank("dmem.quantizer.gguf", "q8_0"));
+  // Q8_0 is at least as good as weight-only fp8, which ranks above the fp8 GEMM.
+  CHECK(rank("dmem.quantizer.gguf", "q8_0") <= rank("dmem.quantizer.fp8_cast", "e4m3"));
+  CHECK(rank("dmem.quantizer.fp8_cast", "e4m3") < rank("dmem.quantizer.fp8", "e4m3"));
+  CHECK(rank("dmem.quantizer.fp8_cast", "e4m3") < rank("dmem.quantizer.fp8_cast", "e5m2"));
+  CHECK(rank("dmem.quantizer.fp8_cast", "e4m3") < rank("dmem.quantizer.gguf", "q6_k"));
+  CHECK(rank("dmem.quantizer.gguf", "q6_k") < rank("dmem.quantizer.gguf", "q5_k"));
+  CHECK(rank("dmem.quantizer.fp8", "e4m3") < rank("dmem.quantizer.gguf", "q5_k"));
+  CHECK(rank("dmem.quantizer.gguf", "q5_k") < rank("dmem.quantizer.nf4", "nf4"));
+  CHECK(rank("dmem.quantizer.nf4", "nf4") == rank("dmem.quantizer.gguf", "q4_k"));
+  CHECK(rank("dmem.quantizer.nf4", "nf4-dq") == rank("dmem.quantizer.gguf", "q4_k"));
+  CHECK(rank("dmem.quantizer.gguf", "q4_k") < rank("dmem.quantizer.gguf", "q4_0"));
+  CHECK(quality_rank(QualityTier::q4_low) < quality_rank(QualityTier::q3));
+  CHECK(quality_rank(QualityTier::q3) < quality_rank(QualityTier::q2));
+  // The plugin ABI's values 0..8 keep their identity: a plugin saying INT8 is ranked as int8.
+  CHECK(static_cast<int>(QualityTier::fp8) == 1);
+  CHECK(static_cast<int>(QualityTier::int8) == 2);
+  CHECK(static_cast<int>(QualityTier::q2) == 8);
+  CHECK(quality_name(QualityTier::fp8_gemm) == "fp8_gemm");
   CHECK(quality_name(QualityTier::native) == "native");
   CHECK(quality_name(QualityTier::q4) == "q4");
 }
@@ -76,6 +91,15 @@ TEST_CASE("storage_caps resolves a strategy's storage", "[validate]") {
 TEST_CASE("quantized_bytes is the exact stored size", "[validate]") {
   const TensorInfo w = weight(3072, 3072);
   const std::uint64_t n = 3072ull * 3072ull;
+
+  // A 16-bit downcast halves fp32 weights and leaves 16-bit ones alone; its quality is native.
+  const QuantizerCaps* bf16 = find_quantizer("dmem.quantizer.cast16", "bf16");
+  REQUIRE(bf16 != nullptr);
+  CHECK(bf16->is_cast);
+  CHECK(quality_rank(bf16->quality) == 0);
+  CHECK(quantized_bytes(*bf16, weight(3072, 3072, DType::f32), true) == n * 2);
+  CHECK(quantized_bytes(*bf16, w, true) == w.nbytes);
+  CHECK(quantized_bytes(*bf16, weight(3072, 3072, DType::f32), false) == n * 4);
 
   // nf4, blocksize 64: packed codes + f32 absmax per block + 16-entry f32 quant map + the JSON
   // quant state (Python's json.dumps spelling).
