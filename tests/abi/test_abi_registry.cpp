@@ -135,7 +135,10 @@ TEST_CASE("registry: DMEM_PLUGIN_PATH lists directories and files", "[abi]") {
   dmem::test::TempDir dir;
   place(dir, "good");
   const std::string broken = place(dir, "wrong_major");
-  ::setenv("DMEM_PLUGIN_PATH", (":" + dir.path().string() + ":").c_str(), 1);
+  std::string path_list(":");  // appended: GCC 12 -O3 -Wrestrict misfires on ":" + string
+  path_list += dir.path().string();
+  path_list += ':';
+  ::setenv("DMEM_PLUGIN_PATH", path_list.c_str(), 1);
   PluginSearch s = only({});
   s.environment = true;
   PluginRegistry r;
