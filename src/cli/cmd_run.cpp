@@ -85,6 +85,17 @@ struct Activations {
   void* dy = nullptr;
   std::uint64_t dx_bytes = 0;
   std::uint64_t dy_bytes = 0;
+  // Replaces a device buffer by one of `bytes` (the old contents are not kept).
+  static Status grow(Session& s, void*& buffer, std::uint64_t& size, std::uint64_t bytes) {
+    s.release_buffer(buffer, size);
+    buffer = nullptr;
+    size = 0;
+    auto fresh = s.allocate_buffer(bytes);
+    if (!fresh) return fresh.status();
+    buffer = *fresh;
+    size = bytes;
+    return Status::ok();
+  }
   void release(Session& s) {
     s.release_buffer(dx, dx_bytes);
     s.release_buffer(dy, dy_bytes);
@@ -123,28 +134,11 @@ Status forward(Session& session, const std::string& component, std::uint64_t tok
         continue;
       }
       if (grown || act.dx_bytes < act.x.size() * 4) {
-        session.release_buffer(act.dx, act.dx_bytes);
-        act.dx_bytes = act.x.size() * 4;
-        auto buffer = session.allocate_buffer(act.dx_bytes);
-        if (!buffer) {
-          act.dx = nullptr;
-          act.dx_bytes = 0;
-          return buffer.status();
-        }
-        act.dx = *buffer;
+        DMEM_TRY(act.grow(session, act.dx, act.dx_bytes, act.x.size() * 4));
         DMEM_TRY(session.upload(act.dx, act.x.data(), act.dx_bytes));
       }
-      if (act.dy_bytes < act.y.size() * 4) {
-        session.release_buffer(act.dy, act.dy_bytes);
-        act.dy_bytes = act.y.size() * 4;
-        auto buffer = session.allocate_buffer(act.dy_bytes);
-        if (!buffer) {
-          act.dy = nullptr;
-          act.dy_bytes = 0;
-          return buffer.status();
-        }
-        act.dy = *buffer;
-      }
+      if (act.dy_bytes < act.y.size() * 4)
+        DMEM_TRY(act.grow(session, act.dy, act.dy_bytes, act.y.size() * 4));
       DMEM_TRY(session.linear(*handle, leaf, static_cast<const float*>(act.dx), tokens,
                               static_cast<float*>(act.dy)));
     }
