@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "plugin_host/abi_check.hpp"
+#include "plugin_host/plugin_error.hpp"
 
 namespace dmem::detail {
 
@@ -118,14 +119,10 @@ Result<LoadedPlugin> activate_locked(dmem_plugin_probe_fn probe_fn, dmem_plugin_
   const dmem_plugin_probe_info* probe = probe_fn();
   DMEM_TRY(check_probe(probe, path));
 
-  char message[512] = {};
-  dmem_plugin_error err{};
-  err.struct_size = sizeof(err);
-  err.capacity = sizeof(message);
-  err.message = message;
+  PluginError error;
   const dmem_plugin_descriptor* descriptor = nullptr;
-  const std::int32_t rc = entry_fn(&host, &descriptor, &err);
-  message[sizeof(message) - 1] = '\0';  // whatever the plugin wrote, the host reads a C string
+  const std::int32_t rc = entry_fn(&host, &descriptor, &error.err);
+  const char* message = error.message();
   if (rc != DMEM_PLUGIN_OK) {
     // Plugin status codes are Errc values; anything else is the plugin's bug.
     const bool known = rc > 0 && rc <= DMEM_PLUGIN_INTERNAL &&

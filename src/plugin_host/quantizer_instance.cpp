@@ -5,22 +5,17 @@
 #include <algorithm>
 #include <string>
 
+#include "plugin_host/plugin_error.hpp"
 #include "plugin_host/quantizer_impl.hpp"
 
 namespace dmem {
 inline namespace v1 {
 namespace {
 
-struct ErrorBuffer {
-  char text[512] = {};
-  dmem_plugin_error err{};
-  ErrorBuffer() {
-    err.struct_size = sizeof(err);
-    err.capacity = sizeof(text);
-    err.message = text;
-  }
+// A plugin call's error, turned into a Status naming the quantizer and the call.
+struct ErrorBuffer : detail::PluginError {
   Status status(const std::string& id, const char* call, std::int32_t rc) {
-    text[sizeof(text) - 1] = '\0';
+    const char* said = message();
     std::string what = "quantizer '";
     what += id;
     what += "' ";
@@ -28,7 +23,7 @@ struct ErrorBuffer {
     what += " failed (status ";
     what += std::to_string(rc);
     what += "): ";
-    what += text[0] != '\0' ? text : "no message";
+    what += said[0] != '\0' ? said : "no message";
     const Errc code = rc == DMEM_PLUGIN_UNSUPPORTED        ? Errc::unsupported
                       : rc == DMEM_PLUGIN_INVALID_ARGUMENT ? Errc::invalid_argument
                       : rc == DMEM_PLUGIN_OUT_OF_MEMORY    ? Errc::out_of_memory
@@ -200,14 +195,10 @@ Result<std::shared_ptr<QuantizerInstance::Impl>> create_quantizer_impl(
   p.count = static_cast<std::uint32_t>(params.size());
   p.keys = keys.data();
   p.values = values.data();
-  char message[512] = {};
-  dmem_plugin_error err{};
-  err.struct_size = sizeof(err);
-  err.capacity = sizeof(message);
-  err.message = message;
+  PluginError error;
   void* instance = nullptr;
-  const std::int32_t rc = vtable.create(&p, &instance, &err);
-  message[sizeof(message) - 1] = '\0';
+  const std::int32_t rc = vtable.create(&p, &instance, &error.err);
+  const char* message = error.message();
   if (rc != DMEM_PLUGIN_OK || instance == nullptr) {
     std::string what = "quantizer '";
     what += info.id;

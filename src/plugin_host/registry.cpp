@@ -9,6 +9,7 @@
 
 #include "plugin_host/abi_check.hpp"
 #include "plugin_host/discovery.hpp"
+#include "plugin_host/plugin_error.hpp"
 #include "plugin_host/plugin_library.hpp"
 #include "plugin_host/quantizer_impl.hpp"
 #include "plugin_host/static_table.hpp"
@@ -46,14 +47,10 @@ bool archs_cover(const std::vector<std::uint32_t>& archs, std::uint32_t sm) {
 Result<PluginInfo> describe(const detail::LoadedPlugin& p, PluginSource source) {
   const dmem_plugin_descriptor& d = *p.descriptor;
   const dmem_quantizer_vtable& q = *d.quantizer;
-  char message[512] = {};
-  dmem_plugin_error err{};
-  err.struct_size = sizeof(err);
-  err.capacity = sizeof(message);
-  err.message = message;
+  detail::PluginError error;
   void* instance = nullptr;
-  const std::int32_t rc = q.create(nullptr, &instance, &err);
-  message[sizeof(message) - 1] = '\0';
+  const std::int32_t rc = q.create(nullptr, &instance, &error.err);
+  const char* message = error.message();
   if (rc != DMEM_PLUGIN_OK || !instance) {
     std::string what = "the quantizer cannot be created with its default parameters: ";
     what += message[0] ? message : "no message";
