@@ -89,14 +89,15 @@ stage_done "install + consumer (4 builds)"
 
 if [ "${DMEM_SKIP_SANITIZE:-0}" != 1 ]; then
   # Sanitizers: the whole unit suite again under ASan + UBSan (CPU only, no CUDA, no bench),
-  # less the planner's [property] grids (the whole catalog x 24 machines: minutes when
-  # instrumented, and no memory path the other tests miss; ctest above runs them).
+  # less the planner's [property] grids and [slow] seed checks (every plan of the catalog x 24
+  # machines, or of one large model validated one by one: minutes when instrumented, and no
+  # memory path the other tests miss; ctest above runs them).
   san="$build-asan"
   cmake -S "$here" -B "$san" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDMEM_WITH_CUDA=OFF -DDMEM_WERROR=ON \
     -DDMEM_SANITIZE=address,undefined -DDMEM_BUILD_BENCH=OFF -DDMEM_BUILD_SAMPLES=OFF >/dev/null
   cmake --build "$san" -j "$jobs" --target dmem_tests
   (cd "$san" && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-    ./tests/dmem_tests "~[cuda]~[property]" --order rand --rng-seed 7)
+    ./tests/dmem_tests "~[cuda]~[property]~[slow]" --order rand --rng-seed 7)
   stage_done "ASan/UBSan (gcc Debug, CPU) + unit suite"
 fi
 
@@ -154,7 +155,7 @@ if [ "${DMEM_SKIP_MATRIX:-0}" != 1 ]; then
       "${cuda_args[@]}" >/dev/null
     cmake --build "$build-clang-minsizerel" -j "$jobs"
     # The unit suite once more as clang optimises it (seconds; it has caught a clang-only bug).
-    (cd "$build-clang-minsizerel" && ./tests/dmem_tests "~[cuda]~[property]" --order rand --rng-seed 11 >/dev/null)
+    (cd "$build-clang-minsizerel" && ./tests/dmem_tests "~[cuda]~[property]~[slow]" --order rand --rng-seed 11 >/dev/null)
     stage_done "build: clang MinSizeRel, static plugins, CUDA ${DMEM_CUDA:-AUTO}; unit suite"
   fi
 fi

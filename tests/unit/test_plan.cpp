@@ -77,7 +77,7 @@ void check_all_plans(const Model& m, const Hardware& hw, const Workload& wl, con
 
 }  // namespace
 
-TEST_CASE("seed 000: Qwen-Image on 32 GiB VRAM and 60 GiB RAM", "[plan]") {
+TEST_CASE("seed 000: Qwen-Image on 32 GiB VRAM and 60 GiB RAM", "[plan][slow]") {
   const Model m = model("qwen-image");
   const Hardware hw = machine("rtx5090", 32 * kGiB, 60 * kGiB);
   Workload wl;
@@ -219,7 +219,7 @@ TEST_CASE("seed 004: 29 GiB VRAM and 12 GiB free RAM load within RAM", "[plan]")
   CHECK(fp8_resident);  // fp8 weight-only resident (ComfyUI's default) is among them
 }
 
-TEST_CASE("seed 003: Qwen-Image-Edit on 24 GiB ranks for each preference", "[plan]") {
+TEST_CASE("seed 003: Qwen-Image-Edit on 24 GiB ranks for each preference", "[plan][slow]") {
   const Model m = model("qwen-image-edit");
   const Hardware hw = machine("rtx4090", 24 * kGiB, 64 * kGiB);
   Workload wl;
@@ -308,7 +308,7 @@ TEST_CASE("CPU-only with 64 GiB RAM computes on the CPU", "[plan]") {
   CHECK(budget);
 }
 
-TEST_CASE("two GPUs: the text encoder may live on the second", "[plan]") {
+TEST_CASE("two GPUs: the text encoder may live on the second", "[plan][slow]") {
   const Model m = model("qwen-image");
   HardwareOptions o;
   o.probe = false;
