@@ -7,8 +7,8 @@ Result<std::unique_ptr<ComputeDevice>> make_cuda_device(int) noexcept {
   return Status(Errc::unsupported, "this build of dmem has no CUDA backend")
       .with_rule("runtime.device")
       .with_hint(
-          "rebuild with the CUDA toolkit present (DMEM_WITH_CUDA=ON), or run on the CPU "
-          "device");
+          "run on the CPU device (--device cpu), or rebuild with the CUDA toolkit present "
+          "(DMEM_WITH_CUDA=ON)");
 }
 
 bool cuda_device_compiled() noexcept {
