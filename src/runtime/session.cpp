@@ -239,8 +239,10 @@ Result<void*> Session::allocate_buffer(std::uint64_t bytes) noexcept {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->reserve_device(bytes, true)) {
-      return Status(Errc::out_of_memory, "the device budget has no " + std::to_string(bytes) +
-                                             " bytes left for the host's buffer")
+      std::string message = "the device budget has no ";
+      message += std::to_string(bytes);
+      message += " bytes left for the host's buffer";
+      return Status(Errc::out_of_memory, std::move(message))
           .with_rule("runtime.budget.device")
           .with_hint("release handles, or raise the device budget");
     }

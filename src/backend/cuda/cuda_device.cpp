@@ -133,9 +133,10 @@ class CudaDevice final : public ComputeDevice {
     CUmemGenericAllocationHandle handle = 0;
     if (vmm_.create(&handle, size, &prop, 0) != CUDA_SUCCESS) {
       vmm_.address_free(ptr, size);
-      return Status(Errc::out_of_memory,
-                    "the driver has no " + std::to_string(size) + " bytes of device memory to map")
-          .with_rule("runtime.alloc");
+      std::string message = "the driver has no ";
+      message += std::to_string(size);
+      message += " bytes of device memory to map";
+      return Status(Errc::out_of_memory, std::move(message)).with_rule("runtime.alloc");
     }
     // The mapping keeps the physical chunk; releasing the handle now means unmapping frees it.
     const bool mapped = vmm_.map(ptr, size, 0, handle, 0) == CUDA_SUCCESS;
@@ -253,15 +254,19 @@ Result<std::unique_ptr<ComputeDevice>> make_cuda_device(int index) noexcept {
   cudaDriverGetVersion(&driver);
   cudaRuntimeGetVersion(&runtime);
   if (driver < runtime) {
-    return Status(Errc::unsupported, "the NVIDIA driver supports CUDA " + std::to_string(driver) +
-                                         ", older than this build's runtime " +
-                                         std::to_string(runtime))
+    std::string message = "the NVIDIA driver supports CUDA ";
+    message += std::to_string(driver);
+    message += ", older than this build's runtime ";
+    message += std::to_string(runtime);
+    return Status(Errc::unsupported, std::move(message))
         .with_rule("runtime.device")
         .with_hint("update the driver, or run on the CPU device (--device cpu)");
   }
-  if (index < 0 || index >= count)
-    return Status(Errc::invalid_argument, "no CUDA device " + std::to_string(index))
-        .with_rule("runtime.device");
+  if (index < 0 || index >= count) {
+    std::string message = "no CUDA device ";
+    message += std::to_string(index);
+    return Status(Errc::invalid_argument, std::move(message)).with_rule("runtime.device");
+  }
   if ((err = cudaSetDevice(index)) != cudaSuccess) return cuda_error("cudaSetDevice", err);
   cudaStream_t stream = nullptr;
   if ((err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) != cudaSuccess)
