@@ -5,6 +5,7 @@
 #include "dmem/block_quant.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -126,6 +127,15 @@ void scale_min_k4(int j, const u8* q, u8& sc, u8& m) {
   }
 }
 
+// a - b with the NaN rule of x86 (and so of numpy / gguf-py and the AVX2 path): a NaN first
+// operand wins, else a NaN second one, quieted either way. Written out because a compiler may
+// turn `a - b` into `a + (-b)`, which flips a NaN's sign (clang -Os did).
+inline float sub_x86(float a, float b) {
+  if (std::isnan(a)) return std::bit_cast<float>(std::bit_cast<std::uint32_t>(a) | 0x00400000u);
+  if (std::isnan(b)) return std::bit_cast<float>(std::bit_cast<std::uint32_t>(b) | 0x00400000u);
+  return a - b;
+}
+
 // Q4_K: d dmin scales[12] qs[128].
 void dq_q4_k(const u8* b, float* y) {
   const float d = half_at(b), dmin = half_at(b + 2);
@@ -137,8 +147,9 @@ void dq_q4_k(const u8* b, float* y) {
     const float d1 = d * sc, m1 = dmin * m;
     scale_min_k4(is + 1, scales, sc, m);
     const float d2 = d * sc, m2 = dmin * m;
-    for (int l = 0; l < 32; ++l) y[64 * c + l] = d1 * static_cast<float>(q[l] & 0x0F) - m1;
-    for (int l = 0; l < 32; ++l) y[64 * c + 32 + l] = d2 * static_cast<float>(q[l] >> 4) - m2;
+    for (int l = 0; l < 32; ++l) y[64 * c + l] = sub_x86(d1 * static_cast<float>(q[l] & 0x0F), m1);
+    for (int l = 0; l < 32; ++l)
+      y[64 * c + 32 + l] = sub_x86(d2 * static_cast<float>(q[l] >> 4), m2);
   }
 }
 
@@ -156,9 +167,11 @@ void dq_q5_k(const u8* b, float* y) {
     scale_min_k4(is + 1, scales, sc, m);
     const float d2 = d * sc, m2 = dmin * m;
     for (int l = 0; l < 32; ++l)
-      y[64 * c + l] = d1 * static_cast<float>((ql[l] & 0x0F) + ((qh[l] & u1) ? 16 : 0)) - m1;
+      y[64 * c + l] =
+          sub_x86(d1 * static_cast<float>((ql[l] & 0x0F) + ((qh[l] & u1) ? 16 : 0)), m1);
     for (int l = 0; l < 32; ++l)
-      y[64 * c + 32 + l] = d2 * static_cast<float>((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+      y[64 * c + 32 + l] =
+          sub_x86(d2 * static_cast<float>((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)), m2);
     u1 = static_cast<u8>(u1 << 2);
     u2 = static_cast<u8>(u2 << 2);
   }

@@ -31,16 +31,21 @@ std::string cli_with_path(const dmem::test::TempDir& dir) {
   return "DMEM_PLUGIN_PATH='" + dir.path().string() + "' " + dmem::test::cli_path();
 }
 
-/// The stock plugins (plugins/) the CLI also finds beside itself, in <bin>/plugins, with these
-/// arguments (a CUDA-only one is skipped for an --sm it has no kernels for).
+/// The stock plugins (plugins/) the CLI also finds: beside itself in <bin>/plugins, or in its
+/// static table in a DMEM_STATIC_PLUGINS build; with these arguments (a CUDA-only one is skipped
+/// for an --sm it has no kernels for).
 std::size_t stock_plugins(const std::string& command_and_args) {
   std::string out;
   if (run_command(command_and_args + " --json", &out, false) != 0) return 0;
   const std::string dir = (fs::path(dmem::test::cli_path()).parent_path() / "plugins").string();
   std::size_t n = 0;
   const auto j = nlohmann::json::parse(out);
-  for (const auto& p : j["plugins"])
-    if (p["path"].get<std::string>().rfind(dir + "/", 0) == 0) ++n;
+  for (const auto& p : j["plugins"]) {
+    const bool beside = p["path"].get<std::string>().rfind(dir + "/", 0) == 0;
+    const bool linked_in =
+        p["source"] == "static" && p["id"] != "dmem.quantizer.fixture_static";  // kStatic
+    if (beside || linked_in) ++n;
+  }
   return n;
 }
 
@@ -89,8 +94,16 @@ TEST_CASE("dmem plugins --json decodes capabilities; --path comes first", "[cli]
   CHECK(j["searched"][0] == first.path().string());
   CHECK(j["searched"][1] == dir.path().string());
   REQUIRE(j["plugins"].size() == 2 + kStatic + stock);
-  // The --path copy wins; the one on DMEM_PLUGIN_PATH is a duplicate.
-  const auto& nk = j["plugins"][kStatic];
+  // The --path copy wins; the one on DMEM_PLUGIN_PATH is a duplicate. Static plugins (the
+  // fixture, and the stock ones in a DMEM_STATIC_PLUGINS build) come first, so find by id.
+  std::size_t at = j["plugins"].size(), good_at = j["plugins"].size();
+  for (std::size_t i = 0; i < j["plugins"].size(); ++i) {
+    if (j["plugins"][i]["id"] == "dmem.quantizer.fixture_no_kernels") at = i;
+    if (j["plugins"][i]["id"] == "dmem.quantizer.fixture_good") good_at = i;
+  }
+  REQUIRE(at < j["plugins"].size());
+  CHECK(good_at == at + 1);  // --path is searched before DMEM_PLUGIN_PATH
+  const auto& nk = j["plugins"][at];
   CHECK(nk["id"] == "dmem.quantizer.fixture_no_kernels");
   CHECK(nk["source"] == "file");
   CHECK(nk["path"] == first.file("dmem_plugin_no_kernels.so"));
@@ -103,7 +116,6 @@ TEST_CASE("dmem plugins --json decodes capabilities; --path comes first", "[cli]
   CHECK(nk["caps"]["flags"] == nlohmann::json::array({"moves-packed"}));
   CHECK(nk["caps"]["cuda_archs"] == nlohmann::json::array({75, 90}));
   CHECK(nk["caps"]["quality"] == "int8");
-  CHECK(j["plugins"][1 + kStatic]["id"] == "dmem.quantizer.fixture_good");
   bool duplicate = false;
   for (const auto& s : j["skipped"]) {
     CHECK_FALSE(s["hint"].get<std::string>().empty());

@@ -234,13 +234,12 @@ TEST_CASE("a catalog model or quantized storage is refused before anything loads
 
   TempDir dir;
   const Model model = test::make_block_model(dir.file("m.safetensors"));
-  Storage nf4;
-  nf4.kind = StorageKind::quantized;
-  nf4.quantizer = "dmem.quantizer.nf4";
-  auto q = Session::open(model, test::one_component(placement(PlacementKind::resident), nf4));
+  Storage unknown;
+  unknown.kind = StorageKind::quantized;
+  unknown.quantizer = "dmem.quantizer.not_installed";
+  auto q = Session::open(model, test::one_component(placement(PlacementKind::resident), unknown));
   REQUIRE_FALSE(q.has_value());
-  // No nf4 plugin is found from the test binary's folder: the error names the component and how
-  // to find the plugin.
+  // No plugin has that id: the error names the component and how to find the plugin.
   CHECK(q.status().rule() == "plugin.missing");
   CHECK(q.status().message().find("transformer") != std::string::npos);
   CHECK(q.status().hint().find("DMEM_PLUGIN_PATH") != std::string::npos);
