@@ -20,12 +20,9 @@ inline namespace v1 {
 namespace {
 
 using u8 = std::uint8_t;
+using detail::scale_min_k4;
+constexpr auto half_at = detail::block_half_at;
 
-float half_at(const u8* p) {
-  std::uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
 void put_half(u8* p, float v) {
   const std::uint16_t h = f32_to_f16(v);
   std::memcpy(p, &h, 2);
@@ -114,16 +111,6 @@ void dq_q3_k(const u8* b, float* y) {
         y[v] = scale[v / 16] * static_cast<float>(ql - (high ? 0 : 4));
       }
     }
-  }
-}
-
-void scale_min_k4(int j, const u8* q, u8& sc, u8& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = static_cast<u8>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<u8>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 

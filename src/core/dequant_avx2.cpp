@@ -17,16 +17,7 @@ namespace dmem::detail {
 #if DMEM_HAVE_AVX2_KERNELS
 namespace {
 using u8 = std::uint8_t;
-
-// The f16 scale exactly as the scalar path reads it (NaN payloads kept).
-float half_at(const u8* p) {
-  std::uint16_t h;
-  std::memcpy(&h, p, 2);
-  const std::uint32_t bits = f16_to_f32_bits(h);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+constexpr auto half_at = block_half_at;
 
 DMEM_TARGET_AVX2 inline __m256i load32(const u8* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -72,17 +63,6 @@ DMEM_TARGET_AVX2 void q4_0(const u8* b, float* y, std::size_t n) noexcept {
     const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, mask), eight);
     const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), eight);
     scale32(_mm256_set_m128i(hi, lo), _mm256_set1_ps(half_at(b)), y);
-  }
-}
-
-// The 6-bit scale and minimum of sub-block j of a Q4_K / Q5_K block (as ggml's get_scale_min_k4).
-void scale_min_k4(int j, const u8* q, u8& sc, u8& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = static_cast<u8>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<u8>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 
