@@ -31,7 +31,8 @@ namespace {
 
 constexpr const char* kHelp =
     R"(usage: dmem run <model> [--plan N | --strategy s.json] [--device cpu|cuda] [--steps N]
-                [--scale-down F] [--tokens N] [--trace t.json] [--json] [machine flags]
+                [--scale-down F] [--tokens N] [--io-threads N] [--direct-io]
+                [--trace t.json] [--json] [machine flags]
 
 Loads the model by a plan and runs a synthetic denoising workload through a Session: every
 block of the encoders, the denoiser (each step, once per guidance pass) and the VAE is acquired
@@ -186,6 +187,7 @@ int run_run(const Args& args) {
       "scale-down", po::value<std::string>(), "run a copy scaled down by F with generated weights")(
       "tokens", po::value<std::string>(), "denoiser tokens per pass (default: from the workload)")(
       "io-threads", po::value<std::string>(), "loader threads (default 2)")(
+      "direct-io", po::bool_switch(), "read checkpoints with O_DIRECT (bypass the page cache)")(
       "trace", po::value<std::string>(), "write the timeline as Chrome trace JSON to FILE")(
       "json", po::bool_switch(), "print the result as JSON");
   add_machine_options(desc);
@@ -220,6 +222,7 @@ int run_run(const Args& args) {
       return fail(flag_error("--io-threads", t, "a whole number from 1 to 64").to_string());
     options.io_threads = static_cast<std::uint32_t>(n);
   }
+  options.direct_io = vm["direct-io"].as<bool>();
   double factor = 1;
   if (vm.count("scale-down")) {
     const std::string t = vm["scale-down"].as<std::string>();
@@ -468,8 +471,10 @@ int run_run(const Args& args) {
     j["plan"] = plan_label;
     j["strategy"] = strategy_summary(strategy);
     j["device"] = session->device() == DeviceKind::cuda ? "cuda" : "cpu";
-    j["load"] = {
-        {"bytes", st.load_bytes}, {"seconds", st.load_seconds}, {"staging_peak", st.staging_peak}};
+    j["load"] = {{"bytes", st.load_bytes},
+                 {"seconds", st.load_seconds},
+                 {"staging_peak", st.staging_peak},
+                 {"direct_io", st.direct_io}};
     for (const Row& r : rows) {
       j["stores"][r.store] = {{"estimate", r.estimate},
                               {"peak", r.stats.peak},
@@ -506,13 +511,13 @@ int run_run(const Args& args) {
   out += session->device() == DeviceKind::cuda ? "cuda\n" : "cpu\n";
   char line[256];
   std::snprintf(
-      line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s\n",
+      line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s%s\n",
       format_bytes(st.load_bytes).c_str(), st.load_seconds,
       format_bytes(st.load_seconds > 0 ? static_cast<std::uint64_t>(
                                              static_cast<double>(st.load_bytes) / st.load_seconds)
                                        : 0)
           .c_str(),
-      format_bytes(st.staging_peak).c_str());
+      format_bytes(st.staging_peak).c_str(), st.direct_io ? ", direct I/O" : "");
   out += line;
   out += "phase     component        runs    tokens   seconds\n";
   for (const PhaseRun& p : phases) {

@@ -116,6 +116,12 @@ Status Session::Impl::prepare() noexcept {
     if (!source) return source.status();
     sources[c].emplace(std::move(source.value()));
   }
+  if (options.direct_io) {
+    // A file system without O_DIRECT (tmpfs on older kernels) reads through the page cache.
+    direct_io = true;
+    direct_io_active = true;
+    for (auto& source : sources) direct_io_active = source->enable_direct_io() && direct_io_active;
+  }
   if (layout.cache_bytes != 0) {
     std::string path = cache_folder(options);
     path += "/dmem-cache-";
@@ -137,9 +143,12 @@ struct LoadJob {
   bool to_cache;
 };
 
-// Reads [begin, begin + size) of a tensor from its checkpoint, with the fault-injection sites.
-Status read_source(const TensorSource& source, const TensorInfo& t, void* dst, std::uint64_t begin,
-                   std::uint64_t size) {
+// Reads [begin, begin + size) of a tensor from its checkpoint into `buf` (`cap` bytes, page
+// aligned), with the fault-injection sites; returns where the bytes start (a direct read keeps
+// the block alignment the kernel wants, so they may start a little after `buf`).
+Result<const unsigned char*> read_source(const TensorSource& source, const TensorInfo& t,
+                                         unsigned char* buf, std::uint64_t cap, std::uint64_t begin,
+                                         std::uint64_t size) {
   if (detail::fault_hit(FaultSite::read)) {
     return Status(Errc::io_error, "read failed (injected)")
         .with_tensor(t.name)
@@ -150,7 +159,7 @@ Status read_source(const TensorSource& source, const TensorInfo& t, void* dst, s
         .with_tensor(t.name)
         .with_rule("file.truncated");
   }
-  return source.read(t, dst, begin, size);
+  return source.read_aligned(t, buf, cap, begin, size);
 }
 
 }  // namespace
@@ -180,11 +189,13 @@ Status Session::Impl::quantize_job(std::uint32_t index, void* device_dst, void* 
   const auto release = [&] {
     for (auto& r : held) staging_in_use.fetch_sub(r.size());
   };
-  auto raw = take(t.nbytes);
+  const std::uint64_t raw_cap = t.nbytes + (direct_io ? TensorSource::kDirectSlack : 0);
+  auto raw = take(raw_cap);
   if (!raw) return raw.status();
   held.push_back(std::move(raw.value()));
-  Status status = read_source(*sources[slot.component], t, held.back().data(), 0, t.nbytes);
-  const void* input = held.back().data();
+  auto got = read_source(*sources[slot.component], t, held.back().data(), raw_cap, 0, t.nbytes);
+  Status status = got ? Status::ok() : got.status();
+  const void* input = got ? got.value() : nullptr;
   DType input_dtype = t.dtype;
   if (status && !q.accepts(t.dtype)) {
     auto wide = take(t.elements() * 4);
@@ -256,6 +267,7 @@ Status Session::Impl::load() noexcept {
   std::mutex error_mu;
   Status first_error;
   const std::uint64_t chunk_cap = std::max<std::uint64_t>(options.staging_bytes, 64u << 10);
+  const std::uint64_t in_cap = chunk_cap + (direct_io ? TensorSource::kDirectSlack : 0);
   const auto fail = [&](Status status) {
     std::lock_guard<std::mutex> lock(error_mu);
     if (first_error.is_ok()) first_error = std::move(status);
@@ -275,12 +287,17 @@ Status Session::Impl::load() noexcept {
       trace.span(lane, "load", t.name, t0, trace.now_ns(), {{"bytes", t.nbytes}});
       return Status::ok();
     }
-    const bool direct = !slot.cast && (job.device_dst == nullptr || device->host_addressable());
-    if (direct) {
-      void* dst = job.device_dst != nullptr ? job.device_dst : job.host_dst;
+    // Straight into the home when nothing changes on the way; a direct (O_DIRECT) read needs
+    // block-aligned destinations, so it always goes through staging.
+    const bool straight =
+        !slot.cast && !direct_io && (job.device_dst == nullptr || device->host_addressable());
+    if (straight) {
+      auto* dst =
+          static_cast<unsigned char*>(job.device_dst != nullptr ? job.device_dst : job.host_dst);
       for (std::uint64_t off = 0; off < t.nbytes && !failed.load(); off += chunk_cap) {
         const std::uint64_t n = std::min(chunk_cap, t.nbytes - off);
-        DMEM_TRY(read_source(source, t, static_cast<unsigned char*>(dst) + off, off, n));
+        auto got = read_source(source, t, dst + off, n, off, n);
+        if (!got) return got.status();
         done.fetch_add(n);
       }
     } else {
@@ -290,7 +307,7 @@ Status Session::Impl::load() noexcept {
               .with_rule("runtime.alloc");
         }
         // Input half and output half: a cast converts from one into the other.
-        auto region = detail::HostRegion::allocate(2 * chunk_cap, "staging");
+        auto region = detail::HostRegion::allocate(in_cap + chunk_cap, "staging");
         if (!region) return region.status();
         staging = std::move(region.value());
         device->pin(staging.data(), staging.size());
@@ -310,8 +327,9 @@ Status Session::Impl::load() noexcept {
         const std::uint64_t n = std::min(per, elems - e);
         const std::uint64_t src_off = e * src_info.block_bytes;
         const std::uint64_t src_n = n * src_info.block_bytes;
-        DMEM_TRY(read_source(source, t, staging.data(), src_off, src_n));
-        const unsigned char* data = staging.data();
+        auto got = read_source(source, t, staging.data(), in_cap, src_off, src_n);
+        if (!got) return got.status();
+        const unsigned char* data = got.value();
         const std::uint64_t dst_off = e * dst_info.block_bytes;
         const std::uint64_t dst_n = n * dst_info.block_bytes;
         // One destination the host can address: convert straight into it (no second copy).
@@ -322,13 +340,13 @@ Status Session::Impl::load() noexcept {
             only = static_cast<unsigned char*>(job.device_dst);
         }
         if (slot.cast && only != nullptr) {
-          DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, only + dst_off, n));
+          DMEM_TRY(convert(t.dtype, data, slot.stored_dtype, only + dst_off, n));
           done.fetch_add(src_n);
           continue;
         }
         if (slot.cast) {
-          unsigned char* out = staging.data() + chunk_cap;
-          DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, out, n));
+          unsigned char* out = staging.data() + in_cap;
+          DMEM_TRY(convert(t.dtype, data, slot.stored_dtype, out, n));
           data = out;
         }
         if (job.device_dst != nullptr) {

@@ -319,6 +319,7 @@ SessionStats Session::stats() const noexcept {
   s.evictions = i.evictions;
   s.evicted_bytes = i.evicted_bytes;
   s.pin_calls = i.pin_calls;
+  s.direct_io = i.direct_io_active;
   return s;
 }
 

@@ -84,7 +84,9 @@ struct Session::Impl {
   std::vector<std::optional<TensorSource>> sources;  // per layout component
   std::unique_ptr<PluginRegistry> own_plugins;       // when the options gave none
   std::vector<QuantizerInstance> quantizers;         // per layout component (empty: none)
-  std::optional<detail::TempFile> cache;             // transformed weights whose home is disk
+  bool direct_io = false;                 // loader buffers carry O_DIRECT slack (options.direct_io)
+  bool direct_io_active = false;          // every checkpoint file is read with O_DIRECT
+  std::optional<detail::TempFile> cache;  // transformed weights whose home is disk
   detail::ReadFile cache_reader;
 
   std::vector<GroupState> groups;
