@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/fault_injection.hpp"
+#include "runtime/nvtx_range.hpp"
 #include "runtime/session_impl.hpp"
 
 namespace dmem {
@@ -280,6 +281,7 @@ Status Session::Impl::load() noexcept {
     const TensorSlot& slot = layout.tensors[job.tensor];
     const TensorInfo& t = *slot.info;
     const TensorSource& source = *sources[slot.component];
+    const detail::NvtxRange nvtx(detail::NvtxKind::load, t.name.c_str());
     const std::uint64_t t0 = trace.now_ns();
     if (slot.quantized) {
       DMEM_TRY(quantize_job(job.tensor, job.device_dst, job.host_dst, job.to_cache));

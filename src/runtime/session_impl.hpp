@@ -112,6 +112,7 @@ struct Session::Impl {
   std::uint64_t step_start = 0;
   std::uint32_t step_index = 0;
   bool in_step = false;
+  std::uint64_t nvtx_step = 0;  // NVTX range of the step in progress
 };
 
 /// What an Acquired handle holds.
