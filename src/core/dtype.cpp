@@ -178,15 +178,7 @@ float f8_e4m3_to_f32(std::uint8_t bits) noexcept {
 }
 
 std::uint8_t f32_to_f8_e4m3(float value) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
-  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
-  if (std::isnan(value)) return static_cast<std::uint8_t>(sign | 0x7Fu);
-  // No infinity in e4m3fn: PyTorch saturates overflow and infinity to the largest finite, 448.
-  const float a = std::fabs(value);
-  if (a >= 480.0f) return static_cast<std::uint8_t>(sign | 0x7Eu);
-  std::uint32_t code = round_minifloat(a, 3, 7);
-  if (code > 0x7Eu) code = 0x7Eu;
-  return static_cast<std::uint8_t>(sign | code);
+  return detail::f32_to_f8_e4m3_bits(std::bit_cast<std::uint32_t>(value));
 }
 
 float f8_e5m2_to_f32(std::uint8_t bits) noexcept {
@@ -461,6 +453,16 @@ Status convert(DType from, const void* src, DType to, void* dst, std::size_t cou
   if (to == D::f32 && widen) {
     widen(src, dst, count);
     return Status::ok();
+  }
+  if (to == D::f8_e4m3) {
+    const detail::ConvertFn direct = from == D::f32    ? k.f32_to_f8_e4m3
+                                     : from == D::bf16 ? k.bf16_to_f8_e4m3
+                                     : from == D::f16  ? k.f16_to_f8_e4m3
+                                                       : nullptr;
+    if (direct != nullptr) {
+      direct(src, dst, count);
+      return Status::ok();
+    }
   }
   if (from == D::f32 && narrow) {
     narrow(src, dst, count);
