@@ -170,6 +170,52 @@ TEST_CASE("fp8 e4m3 kernels give the scalar cast's bits around every rounding bo
   }
 }
 
+TEST_CASE("f32 -> fp8 e5m2 gives the nearest code around every rounding boundary", "[dtype]") {
+  std::vector<float> values;
+  for (std::uint32_t c = 0; c < 0x7C; ++c) {
+    const float v = f8_e5m2_to_f32(static_cast<std::uint8_t>(c));
+    const float next = c + 1 < 0x7C ? f8_e5m2_to_f32(static_cast<std::uint8_t>(c + 1)) : 65536.0f;
+    for (float x : {v, v + (next - v) / 2}) {
+      for (float y : {x, std::nextafter(x, 0.0f), std::nextafter(x, 1e9f)}) {
+        values.push_back(y);
+        values.push_back(-y);
+      }
+    }
+  }
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> wide(-70000.0f, 70000.0f), narrow(-1e-4f, 1e-4f);
+  for (int i = 0; i < 20000; ++i) {
+    values.push_back(wide(rng));
+    values.push_back(narrow(rng));
+  }
+  values.push_back(std::bit_cast<float>(0x7F800000u));
+  values.push_back(std::bit_cast<float>(0xFFC00001u));
+  // Oracle: the nearest finite code, ties to even; from 61440 (halfway to 2^16) infinity.
+  const auto nearest = [](float x) -> std::uint8_t {
+    const std::uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
+    if (std::isnan(x)) return static_cast<std::uint8_t>(sign | 0x7F);
+    const double a = std::fabs(static_cast<double>(x));
+    if (a >= 61440.0) return static_cast<std::uint8_t>(sign | 0x7C);
+    std::uint8_t best = 0;
+    double best_d = 1e300;
+    for (std::uint8_t c = 0; c < 0x7C; ++c) {
+      const double d = std::fabs(a - static_cast<double>(f8_e5m2_to_f32(c)));
+      if (d < best_d || (d == best_d && (c & 1) == 0)) {
+        best = c;
+        best_d = d;
+      }
+    }
+    return static_cast<std::uint8_t>(sign | best);
+  };
+  std::vector<std::uint8_t> out(values.size());
+  REQUIRE(convert(DType::f32, values.data(), DType::f8_e5m2, out.data(), values.size()));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    INFO("value " << values[i] << " bits 0x" << std::hex
+                  << std::bit_cast<std::uint32_t>(values[i]));
+    REQUIRE(int{out[i]} == int{nearest(values[i])});
+  }
+}
+
 TEST_CASE("conversion kernels agree with the scalar functions", "[dtype]") {
   const auto* avx2 = detail::convert_kernels_avx2();
   if (!avx2 || detail::detected_cpu_path() != detail::CpuPath::avx2) return;
