@@ -360,6 +360,9 @@ int run_run(const Args& args) {
   // The plan's GPU is played by the device arena: its budget is the plan's VRAM peak.
   if (!machine->hardware.gpus.empty()) options.device_budget = est->vram_peak_bytes;
   options.progress = draw_progress;
+  // Only a folder the user named keeps a persistent cache of transformed disk-tier weights (not
+  // for a scaled-down copy: its checkpoint is written anew, so its cache could never be reused).
+  if (vm.count("cache-dir") && factor == 1) options.cache_dir = machine->hardware.cache_dir;
 
   auto session = Session::open(model, strategy, options);
   if (!session && options.device == DeviceKind::cuda &&
@@ -474,7 +477,8 @@ int run_run(const Args& args) {
     j["load"] = {{"bytes", st.load_bytes},
                  {"seconds", st.load_seconds},
                  {"staging_peak", st.staging_peak},
-                 {"direct_io", st.direct_io}};
+                 {"direct_io", st.direct_io},
+                 {"cache_reused", st.cache_reused}};
     for (const Row& r : rows) {
       j["stores"][r.store] = {{"estimate", r.estimate},
                               {"peak", r.stats.peak},
@@ -517,7 +521,9 @@ int run_run(const Args& args) {
                                              static_cast<double>(st.load_bytes) / st.load_seconds)
                                        : 0)
           .c_str(),
-      format_bytes(st.staging_peak).c_str(), st.direct_io ? ", direct I/O" : "");
+      format_bytes(st.staging_peak).c_str(),
+      st.cache_reused ? (st.direct_io ? ", direct I/O, cache reused" : ", cache reused")
+                      : (st.direct_io ? ", direct I/O" : ""));
   out += line;
   out += "phase     component        runs    tokens   seconds\n";
   for (const PhaseRun& p : phases) {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/cache_file.hpp"
 #include "runtime/fault_injection.hpp"
 #include "runtime/nvtx_range.hpp"
 #include "runtime/session_impl.hpp"
@@ -124,10 +125,24 @@ Status Session::Impl::prepare() noexcept {
     for (auto& source : sources) direct_io_active = source->enable_direct_io() && direct_io_active;
   }
   if (layout.cache_bytes != 0) {
-    std::string path = cache_folder(options);
-    path += "/dmem-cache-";
-    path += std::to_string(::getpid());
-    path += ".bin";
+    std::string path;
+    if (options.cache_dir.empty()) {
+      // No folder of the host's: a temporary, removed at close.
+      path = cache_folder(options);
+      path += "/dmem-cache-";
+      path += std::to_string(::getpid());
+      path += ".bin";
+    } else {
+      cache_key = detail::cache_key(model, layout, quantizer_versions);
+      path = detail::cache_path(options.cache_dir, *cache_key);
+      if (detail::cache_reusable(path, *cache_key, layout.cache_bytes)) {
+        auto reader = detail::ReadFile::open(path);
+        if (!reader) return reader.status();
+        cache_reader = std::move(reader.value());
+        cache_reused = true;
+        return Status::ok();
+      }
+    }
     auto file = detail::TempFile::create(path);
     if (!file) return file.status();
     cache.emplace(std::move(file.value()));
@@ -257,7 +272,8 @@ Status Session::Impl::load() noexcept {
       job.device_dst = static_cast<unsigned char*>(groups[slot.group].memory) + slot.group_offset;
     if (slot.home == StoreKind::pinned) job.host_dst = pinned_region.data() + slot.home_offset;
     if (slot.home == StoreKind::pageable) job.host_dst = pageable_region.data() + slot.home_offset;
-    job.to_cache = slot.home == StoreKind::disk && (slot.cast || slot.quantized);
+    // A reused cache already holds what the disk tier needs.
+    job.to_cache = slot.home == StoreKind::disk && (slot.cast || slot.quantized) && !cache_reused;
     if (job.device_dst == nullptr && job.host_dst == nullptr && !job.to_cache) continue;
     total += slot.info->nbytes;
     (job.to_cache ? ordered : parallel).push_back(job);
@@ -443,8 +459,15 @@ Status Session::Impl::load() noexcept {
       device->unpin(staging.data());
       staging_in_use.fetch_sub(staging.size());
     }
+    if (!failed.load() && cache_key) {
+      // Persistent: the trailer marks it complete, and the rename makes it visible whole.
+      const std::string trailer = detail::cache_trailer(*cache_key, layout.cache_bytes);
+      Status status = cache->write(trailer.data(), trailer.size());
+      if (status) status = cache->commit();
+      if (!status) fail(std::move(status));
+    }
     if (!failed.load()) {
-      auto reader = detail::ReadFile::open(cache->temp_path());
+      auto reader = detail::ReadFile::open(cache_key ? cache->final_path() : cache->temp_path());
       if (!reader) {
         fail(reader.status());
       } else {

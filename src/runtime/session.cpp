@@ -119,6 +119,12 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
     }
     impl->quantizers[i] = std::move(q.value());
     quantizers[i] = &impl->quantizers[i];
+    impl->quantizer_versions.resize(strategy.components.size());
+    if (const PluginInfo* info = registry->find(cs.storage.quantizer)) {
+      std::string& v = impl->quantizer_versions[i];
+      v = info->id;
+      v.append(" ").append(info->version).append(" ").append(info->path);
+    }
   }
   auto layout = detail::make_layout(impl->model, strategy, quantizers);
   if (!layout) return layout.status();
@@ -326,6 +332,7 @@ SessionStats Session::stats() const noexcept {
   s.evicted_bytes = i.evicted_bytes;
   s.pin_calls = i.pin_calls;
   s.direct_io = i.direct_io_active;
+  s.cache_reused = i.cache_reused;
   return s;
 }
 

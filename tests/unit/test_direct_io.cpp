@@ -125,7 +125,6 @@ TEST_CASE("a session loading with direct I/O gives the buffered run's outputs bi
     INFO(c.name);
     SessionOptions options;
     options.plugins = &registry;
-    options.cache_dir = dir.path().string();
     options.staging_bytes = 64 << 10;  // many chunks, most of them unaligned in the file
     auto buffered = Session::open(model, test::one_component(c.placement, c.storage), options);
     if (!buffered) FAIL(buffered.status().to_string());
