@@ -30,9 +30,10 @@ int main(int argc, char** argv) {
   struct Conv {
     DType from, to;
   };
-  const Conv convs[] = {{DType::bf16, DType::f32},    {DType::f16, DType::f32},
-                        {DType::f8_e4m3, DType::f32}, {DType::f8_e5m2, DType::f32},
-                        {DType::f32, DType::bf16},    {DType::f32, DType::f16}};
+  const Conv convs[] = {
+      {DType::bf16, DType::f32},     {DType::f16, DType::f32},     {DType::f8_e4m3, DType::f32},
+      {DType::f8_e5m2, DType::f32},  {DType::f32, DType::bf16},    {DType::f32, DType::f16},
+      {DType::bf16, DType::f8_e4m3}, {DType::f16, DType::f8_e4m3}, {DType::f32, DType::f8_e4m3}};
   const bool has_avx2 = dmem::detail::detected_cpu_path() == CpuPath::avx2;
   std::printf("CPU paths: scalar%s\n", has_avx2 ? ", avx2" : " (no AVX2 on this CPU)");
   for (const std::size_t f32_bytes : {std::size_t{256} << 10, std::size_t{1} << 20, mib << 20}) {

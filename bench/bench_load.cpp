@@ -2,6 +2,8 @@
 //  * load GB/s of a Session (resident; parked in pinned RAM; fp8 layerwise cast) against a plain
 //    pread of the same file into fresh memory (warm page cache: the memcpy-limited rate a load
 //    can reach; goal >= 0.6x);
+//  * load GB/s with SessionOptions::direct_io against a plain O_DIRECT read of the same file
+//    (both read the disk, not the page cache);
 //  * seconds per step of every placement against the resident run of the same workload.
 //
 //   bench_load [--mib N] [--json FILE]   (checkpoint of about N MiB, default 256)
@@ -28,8 +30,10 @@ double now() {
 }
 
 // pread of the whole file into a fresh anonymous mapping (page faults included, as in a load).
-double plain_read_seconds(const std::string& path, std::uint64_t bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// `direct`: with O_DIRECT (the page cache bypassed: the rate of the disk itself), 16 MiB reads
+// into page-aligned memory.
+double plain_read_seconds(const std::string& path, std::uint64_t bytes, bool direct = false) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
   if (fd < 0) return 0;
   const double t0 = now();
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -98,6 +102,33 @@ int main(int argc, char** argv) {
   const Load loads[] = {{"resident", placement(dmem::PlacementKind::resident), {}},
                         {"parked pinned", placement(dmem::PlacementKind::group_offload), {}},
                         {"resident fp8 cast", placement(dmem::PlacementKind::resident), cast}};
+  // Direct I/O reads the disk itself: its peer is a plain O_DIRECT read of the same file.
+  const double direct_plain = plain_read_seconds(path, file_bytes, true);
+  if (direct_plain > 0) {
+    dmem::SessionOptions options;
+    options.direct_io = true;
+    double best = 1e30;
+    bool active = false;
+    for (int i = 0; i < 3; ++i) {
+      auto session = dmem::Session::open(
+          model, dmem::test::one_component(placement(dmem::PlacementKind::resident)), options);
+      if (!session) {
+        std::fprintf(stderr, "%s\n", session.status().to_string().c_str());
+        return 1;
+      }
+      best = std::min(best, session->stats().load_seconds);
+      active = session->stats().direct_io;
+    }
+    const double peer = static_cast<double>(file_bytes) / direct_plain / 1e9;
+    const double gbs = static_cast<double>(bytes) / best / 1e9;
+    std::printf(
+        "plain O_DIRECT read: %.2f GB/s; resident load with direct I/O%s: %.2f GB/s "
+        "(%.2fx)\n",
+        peer, active ? "" : " (not available here: buffered)", gbs, gbs / peer);
+    report.result("plain direct read GB/s", peer);
+    report.result("load GB/s resident direct io", gbs);
+    report.ratio("load resident direct io vs plain direct read", gbs / peer);
+  }
   std::printf("%-20s %10s %10s\n", "load", "GB/s", "vs plain");
   for (const Load& l : loads) {
     double best = 1e30;

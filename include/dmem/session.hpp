@@ -49,10 +49,19 @@ struct SessionOptions {
   std::uint32_t io_threads = 2;
   std::uint64_t staging_bytes = 16ull << 20;
   /// Where transformed weights whose home is disk are cached (unchanged ones stay in the
-  /// checkpoint file). Empty: the system temp folder.
+  /// checkpoint file). Given: the cache file persists there, named by a key over the checkpoint
+  /// files' identity, the strategy's storage and the plugin version, and the next session that
+  /// needs the same bytes reads it instead of transforming again. Empty: a temporary in the
+  /// system temp folder, removed at close.
   std::string cache_dir;
   /// Called from the loading thread. Must not call back into the session.
   std::function<void(const LoadProgress&)> progress;
+  /// Read checkpoints with O_DIRECT, bypassing the page cache: a checkpoint larger than the free
+  /// RAM then loads without evicting other programs' cached files, and the load's memory is
+  /// only dmem's own. Costs a copy out of staging for weights that would otherwise be read
+  /// straight into their home. Files on a file system without O_DIRECT are read buffered
+  /// (SessionStats::direct_io tells).
+  bool direct_io = false;
   /// Record a timeline (write_trace()).
   bool trace = false;
   /// Where quantized storage finds its quantizer (StorageKind::quantized, by id). Null: the
@@ -84,6 +93,10 @@ struct SessionStats {
   std::uint64_t evictions = 0;
   std::uint64_t evicted_bytes = 0;
   std::uint64_t pin_calls = 0;  ///< pinned-memory allocations (all made during load)
+  bool direct_io = false;       ///< every checkpoint file was read with O_DIRECT (SessionOptions)
+  /// The disk tier's transformed weights came from the cache file of an earlier session
+  /// (SessionOptions::cache_dir) instead of being transformed again.
+  bool cache_reused = false;
 };
 
 /// A tensor on the compute device, in the compute dtype for layerwise-cast weights and in its

@@ -32,6 +32,19 @@ class TensorSource {
     return read(tensor, dst, 0, tensor.nbytes);
   }
 
+  /// Slack a read_aligned() buffer needs beyond the bytes read.
+  static constexpr std::uint64_t kDirectSlack = 8192;
+  /// Opens a second descriptor of every file that bypasses the page cache (O_DIRECT), which
+  /// read_aligned() then uses: a checkpoint larger than RAM loads without evicting other
+  /// programs' cached files. False when a file system refuses (those reads stay buffered).
+  [[nodiscard]] bool enable_direct_io() noexcept;
+  /// Like read(), into `buf` (4096-aligned, at least size + kDirectSlack bytes: `cap`), and
+  /// returns where the bytes start inside it (`buf` itself for a buffered read).
+  [[nodiscard]] Result<const unsigned char*> read_aligned(const TensorInfo& tensor,
+                                                          unsigned char* buf, std::uint64_t cap,
+                                                          std::uint64_t begin,
+                                                          std::uint64_t size) const noexcept;
+
  private:
   struct Impl;
   explicit TensorSource(std::unique_ptr<Impl> impl) noexcept;

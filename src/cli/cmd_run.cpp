@@ -31,7 +31,8 @@ namespace {
 
 constexpr const char* kHelp =
     R"(usage: dmem run <model> [--plan N | --strategy s.json] [--device cpu|cuda] [--steps N]
-                [--scale-down F] [--tokens N] [--trace t.json] [--json] [machine flags]
+                [--scale-down F] [--tokens N] [--io-threads N] [--direct-io]
+                [--trace t.json] [--json] [machine flags]
 
 Loads the model by a plan and runs a synthetic denoising workload through a Session: every
 block of the encoders, the denoiser (each step, once per guidance pass) and the VAE is acquired
@@ -186,6 +187,7 @@ int run_run(const Args& args) {
       "scale-down", po::value<std::string>(), "run a copy scaled down by F with generated weights")(
       "tokens", po::value<std::string>(), "denoiser tokens per pass (default: from the workload)")(
       "io-threads", po::value<std::string>(), "loader threads (default 2)")(
+      "direct-io", po::bool_switch(), "read checkpoints with O_DIRECT (bypass the page cache)")(
       "trace", po::value<std::string>(), "write the timeline as Chrome trace JSON to FILE")(
       "json", po::bool_switch(), "print the result as JSON");
   add_machine_options(desc);
@@ -220,6 +222,7 @@ int run_run(const Args& args) {
       return fail(flag_error("--io-threads", t, "a whole number from 1 to 64").to_string());
     options.io_threads = static_cast<std::uint32_t>(n);
   }
+  options.direct_io = vm["direct-io"].as<bool>();
   double factor = 1;
   if (vm.count("scale-down")) {
     const std::string t = vm["scale-down"].as<std::string>();
@@ -357,6 +360,9 @@ int run_run(const Args& args) {
   // The plan's GPU is played by the device arena: its budget is the plan's VRAM peak.
   if (!machine->hardware.gpus.empty()) options.device_budget = est->vram_peak_bytes;
   options.progress = draw_progress;
+  // Only a folder the user named keeps a persistent cache of transformed disk-tier weights (not
+  // for a scaled-down copy: its checkpoint is written anew, so its cache could never be reused).
+  if (vm.count("cache-dir") && factor == 1) options.cache_dir = machine->hardware.cache_dir;
 
   auto session = Session::open(model, strategy, options);
   if (!session && options.device == DeviceKind::cuda &&
@@ -468,8 +474,11 @@ int run_run(const Args& args) {
     j["plan"] = plan_label;
     j["strategy"] = strategy_summary(strategy);
     j["device"] = session->device() == DeviceKind::cuda ? "cuda" : "cpu";
-    j["load"] = {
-        {"bytes", st.load_bytes}, {"seconds", st.load_seconds}, {"staging_peak", st.staging_peak}};
+    j["load"] = {{"bytes", st.load_bytes},
+                 {"seconds", st.load_seconds},
+                 {"staging_peak", st.staging_peak},
+                 {"direct_io", st.direct_io},
+                 {"cache_reused", st.cache_reused}};
     for (const Row& r : rows) {
       j["stores"][r.store] = {{"estimate", r.estimate},
                               {"peak", r.stats.peak},
@@ -506,13 +515,15 @@ int run_run(const Args& args) {
   out += session->device() == DeviceKind::cuda ? "cuda\n" : "cpu\n";
   char line[256];
   std::snprintf(
-      line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s\n",
+      line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s%s\n",
       format_bytes(st.load_bytes).c_str(), st.load_seconds,
       format_bytes(st.load_seconds > 0 ? static_cast<std::uint64_t>(
                                              static_cast<double>(st.load_bytes) / st.load_seconds)
                                        : 0)
           .c_str(),
-      format_bytes(st.staging_peak).c_str());
+      format_bytes(st.staging_peak).c_str(),
+      st.cache_reused ? (st.direct_io ? ", direct I/O, cache reused" : ", cache reused")
+                      : (st.direct_io ? ", direct I/O" : ""));
   out += line;
   out += "phase     component        runs    tokens   seconds\n";
   for (const PhaseRun& p : phases) {

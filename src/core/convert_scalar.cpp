@@ -37,6 +37,9 @@ constexpr ConvertKernels kScalar{
     byte_table<kF8E5m2ToF32>,
     map<std::uint32_t, std::uint16_t, f32_to_bf16_bits>,
     map<std::uint32_t, std::uint16_t, f32_to_f16_bits>,
+    map<std::uint32_t, std::uint8_t, f32_to_f8_e4m3_bits>,
+    nullptr,
+    nullptr,
 };
 }  // namespace
 

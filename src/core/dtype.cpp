@@ -90,27 +90,6 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Round a finite, non-negative float to a minifloat with `man` mantissa bits and exponent bias
-// `bias`, to nearest even. Returns the code without sign; may exceed the largest finite code
-// (the caller decides what overflow means for its format).
-std::uint32_t round_minifloat(float a, int man, int bias) {
-  const int emin = 1 - bias;
-  if (a == 0.0f) return 0;
-  int e = 0;
-  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
-  e -= 1;             // a = g * 2^e, g in [1, 2)
-  if (e < emin) {     // subnormal: integer multiple of 2^(emin - man)
-    auto q = static_cast<std::uint32_t>(std::nearbyint(std::ldexp(a, man - emin)));
-    return q;  // q == 1 << man rolls into the smallest normal, which has that very code
-  }
-  auto q = static_cast<std::uint32_t>(std::nearbyint(std::ldexp(a, man - e)));
-  if (q == (2u << man)) {
-    q = 1u << man;
-    ++e;
-  }
-  return (static_cast<std::uint32_t>(e + bias) << man) | (q - (1u << man));
-}
-
 }  // namespace
 
 const DTypeInfo& dtype_info(DType type) noexcept {
@@ -178,15 +157,7 @@ float f8_e4m3_to_f32(std::uint8_t bits) noexcept {
 }
 
 std::uint8_t f32_to_f8_e4m3(float value) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
-  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
-  if (std::isnan(value)) return static_cast<std::uint8_t>(sign | 0x7Fu);
-  // No infinity in e4m3fn: PyTorch saturates overflow and infinity to the largest finite, 448.
-  const float a = std::fabs(value);
-  if (a >= 480.0f) return static_cast<std::uint8_t>(sign | 0x7Eu);
-  std::uint32_t code = round_minifloat(a, 3, 7);
-  if (code > 0x7Eu) code = 0x7Eu;
-  return static_cast<std::uint8_t>(sign | code);
+  return detail::f32_to_f8_e4m3_bits(std::bit_cast<std::uint32_t>(value));
 }
 
 float f8_e5m2_to_f32(std::uint8_t bits) noexcept {
@@ -194,14 +165,7 @@ float f8_e5m2_to_f32(std::uint8_t bits) noexcept {
 }
 
 std::uint8_t f32_to_f8_e5m2(float value) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
-  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
-  if (std::isnan(value)) return static_cast<std::uint8_t>(sign | 0x7Fu);
-  const float a = std::fabs(value);
-  if (std::isinf(a) || a >= 65536.0f) return static_cast<std::uint8_t>(sign | 0x7Cu);
-  std::uint32_t code = round_minifloat(a, 2, 15);
-  if (code >= 0x7Cu) code = 0x7Cu;
-  return static_cast<std::uint8_t>(sign | code);
+  return detail::f32_to_f8_e5m2_bits(std::bit_cast<std::uint32_t>(value));
 }
 
 // ---- buffer conversion -----------------------------------------------------------------------
@@ -461,6 +425,16 @@ Status convert(DType from, const void* src, DType to, void* dst, std::size_t cou
   if (to == D::f32 && widen) {
     widen(src, dst, count);
     return Status::ok();
+  }
+  if (to == D::f8_e4m3) {
+    const detail::ConvertFn direct = from == D::f32    ? k.f32_to_f8_e4m3
+                                     : from == D::bf16 ? k.bf16_to_f8_e4m3
+                                     : from == D::f16  ? k.f16_to_f8_e4m3
+                                                       : nullptr;
+    if (direct != nullptr) {
+      direct(src, dst, count);
+      return Status::ok();
+    }
   }
   if (from == D::f32 && narrow) {
     narrow(src, dst, count);

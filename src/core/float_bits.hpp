@@ -76,6 +76,38 @@ constexpr std::uint32_t f8_e5m2_to_f32_bits(std::uint8_t b) noexcept {
   return f16_to_f32_bits(static_cast<std::uint16_t>(b << 8));
 }
 
+// f32 -> fp8 e4m3fn as PyTorch casts: nearest even; |x| >= 448 and infinities saturate to 448
+// (e4m3fn has no infinity); NaN keeps its sign. Integer rounding for normal codes; below 2^-6 the
+// codes are multiples of 2^-9, and adding 2^14 (whose ulp is 2^-9) rounds there to nearest even.
+// The AVX2 kernel computes the same steps per lane.
+constexpr std::uint8_t f32_to_f8_e4m3_bits(std::uint32_t u) noexcept {
+  const std::uint32_t abs = u & 0x7FFFFFFFu;
+  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
+  if (abs > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);
+  if (abs >= 0x43E00000u) return static_cast<std::uint8_t>(sign | 0x7Eu);  // 448
+  if (abs < 0x3C800000u) {                                                 // 2^-6
+    const float shifted = std::bit_cast<float>(abs) + 16384.0f;
+    return static_cast<std::uint8_t>(sign | (std::bit_cast<std::uint32_t>(shifted) - 0x46800000u));
+  }
+  const std::uint32_t rounded = abs + 0x7FFFFu + ((abs >> 20) & 1u);
+  return static_cast<std::uint8_t>(sign | ((rounded >> 20) - (120u << 3)));
+}
+
+// f32 -> fp8 e5m2 as PyTorch casts: nearest even; from 61440 (halfway to 2^16) up, infinity;
+// NaN keeps its sign. The same two steps as e4m3 (subnormal step 2^-16: add 2^7).
+constexpr std::uint8_t f32_to_f8_e5m2_bits(std::uint32_t u) noexcept {
+  const std::uint32_t abs = u & 0x7FFFFFFFu;
+  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
+  if (abs > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);
+  if (abs >= 0x47700000u) return static_cast<std::uint8_t>(sign | 0x7Cu);  // 61440
+  if (abs < 0x38800000u) {                                                 // 2^-14
+    const float shifted = std::bit_cast<float>(abs) + 128.0f;
+    return static_cast<std::uint8_t>(sign | (std::bit_cast<std::uint32_t>(shifted) - 0x43000000u));
+  }
+  const std::uint32_t rounded = abs + 0xFFFFFu + ((abs >> 21) & 1u);
+  return static_cast<std::uint8_t>(sign | ((rounded >> 21) - (112u << 2)));
+}
+
 template <std::uint32_t (*Decode)(std::uint8_t) noexcept>
 constexpr std::array<std::uint32_t, 256> make_byte_table() noexcept {
   std::array<std::uint32_t, 256> t{};

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "format/direct_read.hpp"
 #include "format/file_io.hpp"
 
 namespace dmem {
@@ -13,6 +14,10 @@ inline namespace v1 {
 
 struct TensorSource::Impl {
   std::vector<detail::ReadFile> files;
+  std::vector<detail::DirectFile> direct;  // empty, or one per file (closed: buffered)
+  /// The file of `tensor` after the range checks read() documents.
+  Result<const detail::ReadFile*> check(const TensorInfo& tensor, const void* dst,
+                                        std::uint64_t begin, std::uint64_t size) const noexcept;
 };
 
 TensorSource::TensorSource(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -43,20 +48,20 @@ Result<TensorSource> TensorSource::open(const Component& component) noexcept {
   return source;
 }
 
-Status TensorSource::read(const TensorInfo& tensor, void* dst, std::uint64_t begin,
-                          std::uint64_t size) const noexcept {
-  if (!impl_) return Status(Errc::invalid_argument, "read from a moved-from TensorSource");
-  if (tensor.file == kNoFile || tensor.file >= impl_->files.size()) {
+Result<const detail::ReadFile*> TensorSource::Impl::check(const TensorInfo& tensor, const void* dst,
+                                                          std::uint64_t begin,
+                                                          std::uint64_t size) const noexcept {
+  if (tensor.file == kNoFile || tensor.file >= files.size()) {
     return Status(Errc::invalid_argument,
                   tensor.file == kNoFile
                       ? std::string("the tensor lives in no file (a catalog tensor has no data)")
                       : "the tensor's file index " + std::to_string(tensor.file) +
-                            " is not one of the " + std::to_string(impl_->files.size()) +
+                            " is not one of the " + std::to_string(files.size()) +
                             " files of this source")
         .with_tensor(tensor.name)
         .with_rule("tensor_source.file");
   }
-  const detail::ReadFile& file = impl_->files[tensor.file];
+  const detail::ReadFile& file = files[tensor.file];
   if (begin > tensor.nbytes || size > tensor.nbytes - begin) {
     return Status(Errc::invalid_argument, "bytes [" + std::to_string(begin) + ", " +
                                               std::to_string(begin) + "+" + std::to_string(size) +
@@ -66,8 +71,7 @@ Status TensorSource::read(const TensorInfo& tensor, void* dst, std::uint64_t beg
         .with_tensor(tensor.name)
         .with_rule("tensor_source.range");
   }
-  if (size == 0) return Status::ok();
-  if (dst == nullptr) {
+  if (size != 0 && dst == nullptr) {
     return Status(Errc::invalid_argument, "destination buffer is null")
         .with_file(file.path())
         .with_tensor(tensor.name)
@@ -79,9 +83,59 @@ Status TensorSource::read(const TensorInfo& tensor, void* dst, std::uint64_t beg
         .with_tensor(tensor.name)
         .with_rule("tensor_source.range");
   }
-  Status status = file.read_at(dst, size, tensor.offset + begin);
+  return &file;
+}
+
+Status TensorSource::read(const TensorInfo& tensor, void* dst, std::uint64_t begin,
+                          std::uint64_t size) const noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "read from a moved-from TensorSource");
+  auto file = impl_->check(tensor, dst, begin, size);
+  if (!file) return file.status();
+  if (size == 0) return Status::ok();
+  Status status = file.value()->read_at(dst, size, tensor.offset + begin);
   if (!status.is_ok()) status.with_tensor(tensor.name);
   return status;
+}
+
+bool TensorSource::enable_direct_io() noexcept {
+  if (!impl_) return false;
+  if (!impl_->direct.empty()) return true;
+  bool all = true;
+  impl_->direct.reserve(impl_->files.size());
+  for (const detail::ReadFile& file : impl_->files) {
+    auto direct = detail::DirectFile::open(file);
+    all = all && direct.is_ok();
+    impl_->direct.push_back(direct ? std::move(direct.value()) : detail::DirectFile());
+  }
+  return all;
+}
+
+Result<const unsigned char*> TensorSource::read_aligned(const TensorInfo& tensor,
+                                                        unsigned char* buf, std::uint64_t cap,
+                                                        std::uint64_t begin,
+                                                        std::uint64_t size) const noexcept {
+  if (!impl_) return Status(Errc::invalid_argument, "read from a moved-from TensorSource");
+  auto file = impl_->check(tensor, buf, begin, size);
+  if (!file) return file.status();
+  if (size == 0) return static_cast<const unsigned char*>(buf);
+  if (size > cap) {
+    return Status(Errc::invalid_argument, "the buffer is smaller than the bytes to read")
+        .with_file(file.value()->path())
+        .with_tensor(tensor.name)
+        .with_rule("tensor_source.range");
+  }
+  Result<const unsigned char*> out = static_cast<const unsigned char*>(buf);
+  if (!impl_->direct.empty() && impl_->direct[tensor.file].is_open()) {
+    out = impl_->direct[tensor.file].read(buf, cap, size, tensor.offset + begin);
+  } else {
+    Status status = file.value()->read_at(buf, size, tensor.offset + begin);
+    if (!status.is_ok()) out = std::move(status);
+  }
+  if (!out) {
+    Status status = out.status();
+    return std::move(status.with_tensor(tensor.name));
+  }
+  return out;
 }
 
 }  // namespace v1

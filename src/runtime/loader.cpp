@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/cache_file.hpp"
 #include "runtime/fault_injection.hpp"
+#include "runtime/nvtx_range.hpp"
 #include "runtime/session_impl.hpp"
 
 namespace dmem {
@@ -116,11 +118,31 @@ Status Session::Impl::prepare() noexcept {
     if (!source) return source.status();
     sources[c].emplace(std::move(source.value()));
   }
+  if (options.direct_io) {
+    // A file system without O_DIRECT (tmpfs on older kernels) reads through the page cache.
+    direct_io = true;
+    direct_io_active = true;
+    for (auto& source : sources) direct_io_active = source->enable_direct_io() && direct_io_active;
+  }
   if (layout.cache_bytes != 0) {
-    std::string path = cache_folder(options);
-    path += "/dmem-cache-";
-    path += std::to_string(::getpid());
-    path += ".bin";
+    std::string path;
+    if (options.cache_dir.empty()) {
+      // No folder of the host's: a temporary, removed at close.
+      path = cache_folder(options);
+      path += "/dmem-cache-";
+      path += std::to_string(::getpid());
+      path += ".bin";
+    } else {
+      cache_key = detail::cache_key(model, layout, quantizer_versions);
+      path = detail::cache_path(options.cache_dir, *cache_key);
+      if (detail::cache_reusable(path, *cache_key, layout.cache_bytes)) {
+        auto reader = detail::ReadFile::open(path);
+        if (!reader) return reader.status();
+        cache_reader = std::move(reader.value());
+        cache_reused = true;
+        return Status::ok();
+      }
+    }
     auto file = detail::TempFile::create(path);
     if (!file) return file.status();
     cache.emplace(std::move(file.value()));
@@ -137,9 +159,12 @@ struct LoadJob {
   bool to_cache;
 };
 
-// Reads [begin, begin + size) of a tensor from its checkpoint, with the fault-injection sites.
-Status read_source(const TensorSource& source, const TensorInfo& t, void* dst, std::uint64_t begin,
-                   std::uint64_t size) {
+// Reads [begin, begin + size) of a tensor from its checkpoint into `buf` (`cap` bytes, page
+// aligned), with the fault-injection sites; returns where the bytes start (a direct read keeps
+// the block alignment the kernel wants, so they may start a little after `buf`).
+Result<const unsigned char*> read_source(const TensorSource& source, const TensorInfo& t,
+                                         unsigned char* buf, std::uint64_t cap, std::uint64_t begin,
+                                         std::uint64_t size) {
   if (detail::fault_hit(FaultSite::read)) {
     return Status(Errc::io_error, "read failed (injected)")
         .with_tensor(t.name)
@@ -150,7 +175,7 @@ Status read_source(const TensorSource& source, const TensorInfo& t, void* dst, s
         .with_tensor(t.name)
         .with_rule("file.truncated");
   }
-  return source.read(t, dst, begin, size);
+  return source.read_aligned(t, buf, cap, begin, size);
 }
 
 }  // namespace
@@ -180,11 +205,13 @@ Status Session::Impl::quantize_job(std::uint32_t index, void* device_dst, void* 
   const auto release = [&] {
     for (auto& r : held) staging_in_use.fetch_sub(r.size());
   };
-  auto raw = take(t.nbytes);
+  const std::uint64_t raw_cap = t.nbytes + (direct_io ? TensorSource::kDirectSlack : 0);
+  auto raw = take(raw_cap);
   if (!raw) return raw.status();
   held.push_back(std::move(raw.value()));
-  Status status = read_source(*sources[slot.component], t, held.back().data(), 0, t.nbytes);
-  const void* input = held.back().data();
+  auto got = read_source(*sources[slot.component], t, held.back().data(), raw_cap, 0, t.nbytes);
+  Status status = got ? Status::ok() : got.status();
+  const void* input = got ? got.value() : nullptr;
   DType input_dtype = t.dtype;
   if (status && !q.accepts(t.dtype)) {
     auto wide = take(t.elements() * 4);
@@ -245,7 +272,8 @@ Status Session::Impl::load() noexcept {
       job.device_dst = static_cast<unsigned char*>(groups[slot.group].memory) + slot.group_offset;
     if (slot.home == StoreKind::pinned) job.host_dst = pinned_region.data() + slot.home_offset;
     if (slot.home == StoreKind::pageable) job.host_dst = pageable_region.data() + slot.home_offset;
-    job.to_cache = slot.home == StoreKind::disk && (slot.cast || slot.quantized);
+    // A reused cache already holds what the disk tier needs.
+    job.to_cache = slot.home == StoreKind::disk && (slot.cast || slot.quantized) && !cache_reused;
     if (job.device_dst == nullptr && job.host_dst == nullptr && !job.to_cache) continue;
     total += slot.info->nbytes;
     (job.to_cache ? ordered : parallel).push_back(job);
@@ -256,6 +284,7 @@ Status Session::Impl::load() noexcept {
   std::mutex error_mu;
   Status first_error;
   const std::uint64_t chunk_cap = std::max<std::uint64_t>(options.staging_bytes, 64u << 10);
+  const std::uint64_t in_cap = chunk_cap + (direct_io ? TensorSource::kDirectSlack : 0);
   const auto fail = [&](Status status) {
     std::lock_guard<std::mutex> lock(error_mu);
     if (first_error.is_ok()) first_error = std::move(status);
@@ -268,6 +297,7 @@ Status Session::Impl::load() noexcept {
     const TensorSlot& slot = layout.tensors[job.tensor];
     const TensorInfo& t = *slot.info;
     const TensorSource& source = *sources[slot.component];
+    const detail::NvtxRange nvtx(detail::NvtxKind::load, t.name.c_str());
     const std::uint64_t t0 = trace.now_ns();
     if (slot.quantized) {
       DMEM_TRY(quantize_job(job.tensor, job.device_dst, job.host_dst, job.to_cache));
@@ -275,12 +305,17 @@ Status Session::Impl::load() noexcept {
       trace.span(lane, "load", t.name, t0, trace.now_ns(), {{"bytes", t.nbytes}});
       return Status::ok();
     }
-    const bool direct = !slot.cast && (job.device_dst == nullptr || device->host_addressable());
-    if (direct) {
-      void* dst = job.device_dst != nullptr ? job.device_dst : job.host_dst;
+    // Straight into the home when nothing changes on the way; a direct (O_DIRECT) read needs
+    // block-aligned destinations, so it always goes through staging.
+    const bool straight =
+        !slot.cast && !direct_io && (job.device_dst == nullptr || device->host_addressable());
+    if (straight) {
+      auto* dst =
+          static_cast<unsigned char*>(job.device_dst != nullptr ? job.device_dst : job.host_dst);
       for (std::uint64_t off = 0; off < t.nbytes && !failed.load(); off += chunk_cap) {
         const std::uint64_t n = std::min(chunk_cap, t.nbytes - off);
-        DMEM_TRY(read_source(source, t, static_cast<unsigned char*>(dst) + off, off, n));
+        auto got = read_source(source, t, dst + off, n, off, n);
+        if (!got) return got.status();
         done.fetch_add(n);
       }
     } else {
@@ -290,7 +325,7 @@ Status Session::Impl::load() noexcept {
               .with_rule("runtime.alloc");
         }
         // Input half and output half: a cast converts from one into the other.
-        auto region = detail::HostRegion::allocate(2 * chunk_cap, "staging");
+        auto region = detail::HostRegion::allocate(in_cap + chunk_cap, "staging");
         if (!region) return region.status();
         staging = std::move(region.value());
         device->pin(staging.data(), staging.size());
@@ -310,8 +345,9 @@ Status Session::Impl::load() noexcept {
         const std::uint64_t n = std::min(per, elems - e);
         const std::uint64_t src_off = e * src_info.block_bytes;
         const std::uint64_t src_n = n * src_info.block_bytes;
-        DMEM_TRY(read_source(source, t, staging.data(), src_off, src_n));
-        const unsigned char* data = staging.data();
+        auto got = read_source(source, t, staging.data(), in_cap, src_off, src_n);
+        if (!got) return got.status();
+        const unsigned char* data = got.value();
         const std::uint64_t dst_off = e * dst_info.block_bytes;
         const std::uint64_t dst_n = n * dst_info.block_bytes;
         // One destination the host can address: convert straight into it (no second copy).
@@ -322,13 +358,13 @@ Status Session::Impl::load() noexcept {
             only = static_cast<unsigned char*>(job.device_dst);
         }
         if (slot.cast && only != nullptr) {
-          DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, only + dst_off, n));
+          DMEM_TRY(convert(t.dtype, data, slot.stored_dtype, only + dst_off, n));
           done.fetch_add(src_n);
           continue;
         }
         if (slot.cast) {
-          unsigned char* out = staging.data() + chunk_cap;
-          DMEM_TRY(convert(t.dtype, staging.data(), slot.stored_dtype, out, n));
+          unsigned char* out = staging.data() + in_cap;
+          DMEM_TRY(convert(t.dtype, data, slot.stored_dtype, out, n));
           data = out;
         }
         if (job.device_dst != nullptr) {
@@ -423,8 +459,15 @@ Status Session::Impl::load() noexcept {
       device->unpin(staging.data());
       staging_in_use.fetch_sub(staging.size());
     }
+    if (!failed.load() && cache_key) {
+      // Persistent: the trailer marks it complete, and the rename makes it visible whole.
+      const std::string trailer = detail::cache_trailer(*cache_key, layout.cache_bytes);
+      Status status = cache->write(trailer.data(), trailer.size());
+      if (status) status = cache->commit();
+      if (!status) fail(std::move(status));
+    }
     if (!failed.load()) {
-      auto reader = detail::ReadFile::open(cache->temp_path());
+      auto reader = detail::ReadFile::open(cache_key ? cache->final_path() : cache->temp_path());
       if (!reader) {
         fail(reader.status());
       } else {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "runtime/nvtx_range.hpp"
 #include "runtime/session_impl.hpp"
 
 namespace dmem {
@@ -43,6 +44,7 @@ Status Session::Impl::read_home(const TensorSlot& slot, void* dst) noexcept {
 
 Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane) noexcept {
   const auto& group = layout.groups[g];
+  const detail::NvtxRange nvtx(detail::NvtxKind::copy, group.name.c_str());
   const std::uint64_t t0 = trace.now_ns();
   auto memory = device->allocate(group.device_bytes);
   if (!memory) return memory.status();
@@ -221,6 +223,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
   auto handle = std::make_unique<Acquired::Impl>();
   handle->component = cl.name;
   handle->module = std::string(module);
+  const detail::NvtxRange nvtx(detail::NvtxKind::acquire, handle->module.c_str());
   const auto t0 = std::chrono::steady_clock::now();
   const std::uint64_t trace_t0 = trace.now_ns();
   bool stalled = false;

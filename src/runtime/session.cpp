@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_device.hpp"
+#include "runtime/nvtx_range.hpp"
 #include "runtime/session_impl.hpp"
 
 namespace dmem {
@@ -118,6 +119,12 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
     }
     impl->quantizers[i] = std::move(q.value());
     quantizers[i] = &impl->quantizers[i];
+    impl->quantizer_versions.resize(strategy.components.size());
+    if (const PluginInfo* info = registry->find(cs.storage.quantizer)) {
+      std::string& v = impl->quantizer_versions[i];
+      v = info->id;
+      v.append(" ").append(info->version).append(" ").append(info->path);
+    }
   }
   auto layout = detail::make_layout(impl->model, strategy, quantizers);
   if (!layout) return layout.status();
@@ -187,6 +194,7 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
       DMEM_TRY(convert(b->dtype, b->data, DType::f32, bias_f32.data(), bias_f32.size()));
       bias = HostTensor{DType::f32, *b->shape, bias_f32.data(), bias_f32.size() * 4};
     }
+    const detail::NvtxRange nvtx(detail::NvtxKind::compute, weight_name.c_str());
     const std::uint64_t t0 = impl_->trace.now_ns();
     thread_local std::vector<float> unpacked;
     const std::uint64_t elements = (*w->shape)[0] * (*w->shape)[1];
@@ -223,6 +231,7 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
   args.x = x;
   args.tokens = tokens;
   args.y = y;
+  const detail::NvtxRange nvtx(detail::NvtxKind::compute, weight_name.c_str());
   const std::uint64_t t0 = impl_->trace.now_ns();
   // A component placed on the CPU computes there whatever the session's device.
   detail::ComputeDevice& device =
@@ -282,6 +291,8 @@ void Session::begin_step(std::uint32_t index) noexcept {
   impl_->step_index = index;
   impl_->step_start = impl_->trace.now_ns();
   impl_->in_step = true;
+  const std::string name = "step " + std::to_string(index);
+  impl_->nvtx_step = detail::nvtx_start(detail::NvtxKind::step, name.c_str());
 }
 
 void Session::end_step() noexcept {
@@ -289,6 +300,7 @@ void Session::end_step() noexcept {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->in_step) return;
   impl_->in_step = false;
+  detail::nvtx_end(std::exchange(impl_->nvtx_step, 0));
   impl_->trace.span(impl_->trace.lane("steps"), "step", "step " + std::to_string(impl_->step_index),
                     impl_->step_start, impl_->trace.now_ns(), {{"index", impl_->step_index}});
 }
@@ -319,6 +331,8 @@ SessionStats Session::stats() const noexcept {
   s.evictions = i.evictions;
   s.evicted_bytes = i.evicted_bytes;
   s.pin_calls = i.pin_calls;
+  s.direct_io = i.direct_io_active;
+  s.cache_reused = i.cache_reused;
   return s;
 }
 

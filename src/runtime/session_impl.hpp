@@ -84,7 +84,12 @@ struct Session::Impl {
   std::vector<std::optional<TensorSource>> sources;  // per layout component
   std::unique_ptr<PluginRegistry> own_plugins;       // when the options gave none
   std::vector<QuantizerInstance> quantizers;         // per layout component (empty: none)
-  std::optional<detail::TempFile> cache;             // transformed weights whose home is disk
+  bool direct_io = false;         // loader buffers carry O_DIRECT slack (options.direct_io)
+  bool direct_io_active = false;  // every checkpoint file is read with O_DIRECT
+  std::vector<std::string> quantizer_versions;  // per layout component: its plugin's version
+  std::optional<std::uint64_t> cache_key;       // set when the cache file persists
+  bool cache_reused = false;                    // a complete cache from an earlier session
+  std::optional<detail::TempFile> cache;        // transformed weights whose home is disk
   detail::ReadFile cache_reader;
 
   std::vector<GroupState> groups;
@@ -110,6 +115,7 @@ struct Session::Impl {
   std::uint64_t step_start = 0;
   std::uint32_t step_index = 0;
   bool in_step = false;
+  std::uint64_t nvtx_step = 0;  // NVTX range of the step in progress
 };
 
 /// What an Acquired handle holds.

@@ -2,6 +2,7 @@
 // budgets and never copies weights back; bad flags and catalog models without weights are clear.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -89,3 +90,29 @@ TEST_CASE("dmem run executes a hand-written group-offload strategy", "[runtime][
   CHECK(j["stores"]["pinned"]["peak"].get<std::uint64_t>() > 0);
   CHECK(j["stores"]["pageable"]["peak"].get<std::uint64_t>() > 0);  // the CPU text encoder
 }
+
+#ifdef DMEM_TEST_NVTX_COUNTER
+TEST_CASE("dmem run names its loads, copies, acquires, linears and steps as NVTX ranges",
+          "[cli][runtime]") {
+  // NVTX is host-side: a counting injection library sees the ranges without a GPU.
+  dmem::test::TempDir dir;
+  const std::string out = dir.file("nvtx.txt");
+  std::string cmd = "NVTX_INJECTION64_PATH='";
+  cmd += DMEM_TEST_NVTX_COUNTER;
+  cmd += "' DMEM_TEST_NVTX_OUT='" + out + "' '" + dmem::test::cli_path() +
+         "' run flux1-dev --scale-down 16 --gpu rtx4090 --ram 32GiB --steps 2";
+  std::string output;
+  REQUIRE(dmem::test::run_command(cmd, &output) == 0);
+  const auto bytes = dmem::test::read_file(out);
+  const std::string counts(bytes.begin(), bytes.end());
+  INFO(counts);
+  int domain = 0, push = 0, pop = 0, start = 0, end = 0;
+  REQUIRE(std::sscanf(counts.c_str(), "domain %d push %d pop %d start %d end %d", &domain, &push,
+                      &pop, &start, &end) == 5);
+  CHECK(domain == 1);
+  CHECK(push > 100);  // every tensor loaded, every acquire and every linear layer
+  CHECK(push == pop);
+  CHECK(start >= 2);  // one per denoising step at least
+  CHECK(start == end);
+}
+#endif

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -90,6 +91,8 @@ TEST_CASE("conversion kernels: scalar and AVX2 paths give the same bits", "[dtyp
     compare_paths(DType::f32, DType::bf16, f32, n);
     compare_paths(DType::bf16, DType::f16, all16, n);
     compare_paths(DType::f16, DType::f8_e4m3, all16, n);
+    compare_paths(DType::bf16, DType::f8_e4m3, all16, n);
+    compare_paths(DType::f32, DType::f8_e4m3, f32, n);
     if (n <= bytes.size()) {
       compare_paths(DType::f8_e4m3, DType::f32, bytes, n);
       compare_paths(DType::f8_e5m2, DType::f32, bytes, n);
@@ -98,6 +101,119 @@ TEST_CASE("conversion kernels: scalar and AVX2 paths give the same bits", "[dtyp
   }
   compare_paths(DType::f32, DType::f16, f32, 70001);
   compare_paths(DType::f32, DType::bf16, f32, 70001);
+}
+
+TEST_CASE("fp8 e4m3 kernels give the scalar cast's bits around every rounding boundary",
+          "[dtype]") {
+  // Values where e4m3 rounding is decided: every e4m3 code's value and the midpoints to its
+  // neighbours, one f32 ulp either side of each, the saturation band 448-480 and beyond.
+  std::vector<float> values;
+  for (std::uint32_t c = 0; c < 0x7F; ++c) {
+    const float v = f8_e4m3_to_f32(static_cast<std::uint8_t>(c));
+    const float next = f8_e4m3_to_f32(static_cast<std::uint8_t>(c + 1));
+    const float mid = v + (next - v) / 2;
+    for (float x : {v, mid}) {
+      for (float y : {x, std::nextafter(x, 0.0f), std::nextafter(x, 1e9f)}) {
+        values.push_back(y);
+        values.push_back(-y);
+      }
+    }
+  }
+  for (float x : {448.0f, 463.99997f, 464.0f, 464.00003f, 479.99997f, 480.0f, 1e6f, 3.4e38f, 1e-45f,
+                  1e-38f, 0.0f})
+    values.push_back(x);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> wide(-600.0f, 600.0f), narrow(-0.02f, 0.02f);
+  for (int i = 0; i < 20000; ++i) {
+    values.push_back(wide(rng));
+    values.push_back(narrow(rng));
+  }
+  values.push_back(std::bit_cast<float>(0x7FC00001u));
+  values.push_back(std::bit_cast<float>(0xFF800000u));
+  std::vector<std::uint8_t> bytes(values.size() * 4);
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  compare_paths(DType::f32, DType::f8_e4m3, bytes, values.size());
+
+  // An oracle that shares nothing with the kernels: the nearest of the 127 finite codes by
+  // brute force, ties to the even code (the even mantissa), saturating at 448 as PyTorch does.
+  const auto nearest = [](float x) -> std::uint8_t {
+    const std::uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
+    if (std::isnan(x)) return static_cast<std::uint8_t>(sign | 0x7F);
+    const double a = std::fabs(static_cast<double>(x));
+    if (a >= 448.0) return static_cast<std::uint8_t>(sign | 0x7E);
+    std::uint8_t best = 0;
+    double best_d = 1e300;
+    for (std::uint8_t c = 0; c <= 0x7E; ++c) {
+      const double d = std::fabs(a - static_cast<double>(f8_e4m3_to_f32(c)));
+      if (d < best_d || (d == best_d && (c & 1) == 0)) {
+        best = c;
+        best_d = d;
+      }
+    }
+    return static_cast<std::uint8_t>(sign | best);
+  };
+  std::vector<std::uint8_t> scalar(values.size()), vector(values.size());
+  {
+    PathGuard g(detail::CpuPath::scalar);
+    REQUIRE(convert(DType::f32, values.data(), DType::f8_e4m3, scalar.data(), values.size()));
+  }
+  {
+    PathGuard g(detail::CpuPath::avx2);
+    REQUIRE(convert(DType::f32, values.data(), DType::f8_e4m3, vector.data(), values.size()));
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    INFO("value " << values[i] << " bits 0x" << std::hex
+                  << std::bit_cast<std::uint32_t>(values[i]));
+    const std::uint8_t want = nearest(values[i]);
+    REQUIRE(int{scalar[i]} == int{want});
+    REQUIRE(int{vector[i]} == int{want});
+  }
+}
+
+TEST_CASE("f32 -> fp8 e5m2 gives the nearest code around every rounding boundary", "[dtype]") {
+  std::vector<float> values;
+  for (std::uint32_t c = 0; c < 0x7C; ++c) {
+    const float v = f8_e5m2_to_f32(static_cast<std::uint8_t>(c));
+    const float next = c + 1 < 0x7C ? f8_e5m2_to_f32(static_cast<std::uint8_t>(c + 1)) : 65536.0f;
+    for (float x : {v, v + (next - v) / 2}) {
+      for (float y : {x, std::nextafter(x, 0.0f), std::nextafter(x, 1e9f)}) {
+        values.push_back(y);
+        values.push_back(-y);
+      }
+    }
+  }
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> wide(-70000.0f, 70000.0f), narrow(-1e-4f, 1e-4f);
+  for (int i = 0; i < 20000; ++i) {
+    values.push_back(wide(rng));
+    values.push_back(narrow(rng));
+  }
+  values.push_back(std::bit_cast<float>(0x7F800000u));
+  values.push_back(std::bit_cast<float>(0xFFC00001u));
+  // Oracle: the nearest finite code, ties to even; from 61440 (halfway to 2^16) infinity.
+  const auto nearest = [](float x) -> std::uint8_t {
+    const std::uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
+    if (std::isnan(x)) return static_cast<std::uint8_t>(sign | 0x7F);
+    const double a = std::fabs(static_cast<double>(x));
+    if (a >= 61440.0) return static_cast<std::uint8_t>(sign | 0x7C);
+    std::uint8_t best = 0;
+    double best_d = 1e300;
+    for (std::uint8_t c = 0; c < 0x7C; ++c) {
+      const double d = std::fabs(a - static_cast<double>(f8_e5m2_to_f32(c)));
+      if (d < best_d || (d == best_d && (c & 1) == 0)) {
+        best = c;
+        best_d = d;
+      }
+    }
+    return static_cast<std::uint8_t>(sign | best);
+  };
+  std::vector<std::uint8_t> out(values.size());
+  REQUIRE(convert(DType::f32, values.data(), DType::f8_e5m2, out.data(), values.size()));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    INFO("value " << values[i] << " bits 0x" << std::hex
+                  << std::bit_cast<std::uint32_t>(values[i]));
+    REQUIRE(int{out[i]} == int{nearest(values[i])});
+  }
 }
 
 TEST_CASE("conversion kernels agree with the scalar functions", "[dtype]") {
