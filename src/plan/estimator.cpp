@@ -317,8 +317,14 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
       c.pass_s = c.compute_pass_s;
     }
 
-    // Activations and scratch while it runs.
-    const std::uint32_t cb = bytes_of(c.cs->storage.compute_dtype);
+    // Activations and scratch while it runs. A VAE its pipeline upcasts for an fp16 run decodes
+    // in fp32: fp32 activations, and its weights replaced by fp32 copies for the phase.
+    const bool upcast =
+        c.p->fp32_bytes > 0 && c.cs->storage.compute_dtype == DType::f16 && c.on_gpu;
+    const std::uint32_t cb = upcast ? 4 : bytes_of(c.cs->storage.compute_dtype);
+    const bool whole = pl.kind == PlacementKind::resident || pl.kind == PlacementKind::dropped ||
+                       pl.kind == PlacementKind::model_offload;
+    if (upcast && whole && c.p->fp32_bytes > st.total) c.phase_vram += c.p->fp32_bytes - st.total;
     ActivationInput ai;
     ai.component = c.p->component;
     ai.denoiser = mp.denoiser;
@@ -364,6 +370,9 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
         say(std::string("  pass = ") +
             (c.overlap ? "max(compute, transfer) + first group exposed" : "compute + transfer") +
             " = " + secs(c.pass_s) + " x " + std::to_string(c.p->passes) + " pass(es)");
+      if (upcast)
+        say("  decodes in fp32 (force_upcast with fp16 compute): weights " + gib(c.p->fp32_bytes) +
+            " during its phase");
       say("  activations " + gib(c.activations) +
           (wl.activation_gib ? " (--activation-gib)" : " (activation model)") +
           (c.scratch > 0 ? ", dequant/upcast scratch " + gib(c.scratch) : std::string()));

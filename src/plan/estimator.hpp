@@ -36,7 +36,9 @@ struct ComponentProfile {
   double attention_flops = 0;              ///< part of forward_flops spent in attention
   std::uint32_t phases = 0;                ///< bit per Phase it runs in
   std::uint32_t passes = 1;                ///< forward passes per use (CFG, negative prompt)
-  std::deque<StoredSizes> stored;          ///< lazily filled cache (stable references)
+  std::uint64_t fp32_bytes =
+      0;  ///< its weights upcast to fp32, when an fp16 run upcasts it (else 0)
+  std::deque<StoredSizes> stored;  ///< lazily filled cache (stable references)
 };
 
 inline constexpr std::uint8_t kLinearWeight = 1;

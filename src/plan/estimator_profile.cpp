@@ -44,6 +44,16 @@ bool keeps_t5_wo_in_fp32(const QuantizerCaps* caps, const ArchInfo& arch) {
   return caps->id == "dmem.quantizer.nf4" || caps->id == "dmem.quantizer.bnb_int8";
 }
 
+// `"force_upcast": true` in a VAE's config.json (any spacing).
+bool forces_upcast(std::string_view config) {
+  auto pos = config.find("\"force_upcast\"");
+  if (pos == std::string_view::npos) return false;
+  pos = config.find(':', pos);
+  if (pos == std::string_view::npos) return false;
+  pos = config.find_first_not_of(" \t\r\n", pos + 1);
+  return pos != std::string_view::npos && config.substr(pos, 4) == "true";
+}
+
 bool is_dit_family(std::string_view f) {
   return f == "qwen-image-dit" || f == "flux-dit" || f == "sd3-dit" || f == "wan-dit";
 }
@@ -269,6 +279,10 @@ ModelProfile profile_model(const Model& model, const Workload& workload) {
         break;
       case Role::vae:
         p.phases = bit(Phase::decode) | (mp.edit ? bit(Phase::encode) : 0u);
+        // The SD-XL pipelines decode in fp32 when the VAE is fp16 and its config says
+        // force_upcast (the SDXL VAE overflows in fp16): vae.to(float32) before decoding.
+        if (pc.rfind("StableDiffusionXL", 0) == 0 && forces_upcast(comp.config_json))
+          for (const auto& t : comp.tensors) p.fp32_bytes += t.elements() * 4;
         break;
       case Role::other:
         p.phases = bit(Phase::encode);

@@ -81,9 +81,11 @@ Figures estimate_row(const nlohmann::json& row) {
     if (peak == nullptr || ph.vram_peak > peak->vram_peak) peak = &ph;
   REQUIRE(peak != nullptr);
   const std::string metric = row.at("measured").at("vram_metric").get<std::string>();
-  // PyTorch's counters leave the CUDA context out; "allocated" also leaves the cached blocks out.
+  // PyTorch's counters leave the CUDA context out; "allocated" also leaves the cached blocks out;
+  // "device" (what nvidia-smi shows) counts everything.
   std::uint64_t vram = peak->vram_peak - detail::kCudaContextBytes;
   if (metric == "torch_allocated") vram = peak->vram_peak - peak->vram_reserve;
+  if (metric == "device") vram = peak->vram_peak;
   Figures f;
   f.vram_gib = static_cast<double>(vram) / static_cast<double>(kGiB);
   f.after_load_gib =

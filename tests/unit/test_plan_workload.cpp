@@ -166,3 +166,47 @@ TEST_CASE("dmem plan --cfg and --images", "[plan][workload][cli]") {
   CHECK(run_command(base + " --images 0", &out) == 2);
   CHECK(out.find("--images") != std::string::npos);
 }
+
+TEST_CASE("SDXL's VAE decodes in fp32 when the compute dtype is fp16", "[plan][workload]") {
+  const Hardware hw = machine("t4");
+  const Model m = model("sdxl");
+  const Workload wl = default_workload(m);
+  auto with_dtype = [&](DType d) {
+    Strategy s;
+    for (const auto& c : m.components) {
+      ComponentStrategy cs;
+      cs.component = c.name;
+      cs.storage.compute_dtype = d;
+      s.components.push_back(cs);
+    }
+    auto e = estimate(m, s, hw, wl);
+    REQUIRE(e);
+    return *e;
+  };
+  const Estimate f16 = with_dtype(DType::f16);
+  const Estimate bf16 = with_dtype(DType::bf16);
+  const PhaseEstimate& d16 = phase(f16, Phase::decode);
+  const PhaseEstimate& db = phase(bf16, Phase::decode);
+  // force_upcast: fp32 activations (about twice) and the VAE's weights in fp32 for the phase.
+  CHECK(static_cast<double>(d16.vram_activations) > 1.9 * static_cast<double>(db.vram_activations));
+  CHECK(d16.vram_weights > db.vram_weights);
+  const Component* vae = m.find("vae");
+  REQUIRE(vae != nullptr);
+  std::uint64_t vae_bytes = 0;
+  for (const auto& t : vae->tensors) vae_bytes += t.nbytes;
+  CHECK(d16.vram_weights - db.vram_weights == vae_bytes);  // fp16 weights become fp32
+  // FLUX's pipeline does not upcast (its VAE config says force_upcast too).
+  const Model flux = model("flux1-dev");
+  Strategy s;
+  ComponentStrategy cs;
+  cs.component = "vae";
+  cs.storage.compute_dtype = DType::f16;
+  s.components.push_back(cs);
+  auto e16 = estimate(flux, s, hw, default_workload(flux));
+  cs.storage.compute_dtype = DType::bf16;
+  s.components[0] = cs;
+  auto eb = estimate(flux, s, hw, default_workload(flux));
+  REQUIRE(e16);
+  REQUIRE(eb);
+  CHECK(phase(*e16, Phase::decode).vram_activations == phase(*eb, Phase::decode).vram_activations);
+}
