@@ -210,3 +210,31 @@ TEST_CASE("SDXL's VAE decodes in fp32 when the compute dtype is fp16", "[plan][w
   REQUIRE(eb);
   CHECK(phase(*e16, Phase::decode).vram_activations == phase(*eb, Phase::decode).vram_activations);
 }
+
+TEST_CASE("copies from pageable RAM never overlap compute", "[plan][workload]") {
+  const Hardware hw = machine("rtx4090");
+  const Model m = model("flux1-dev");
+  const Workload wl = default_workload(m);
+  auto streamed = [&](Tier park) {
+    Strategy s;
+    ComponentStrategy cs;
+    cs.component = "transformer";
+    cs.placement.kind = PlacementKind::group_offload;
+    cs.placement.level = OffloadLevel::block;
+    cs.placement.use_stream = true;
+    cs.placement.park = park;
+    s.components.push_back(cs);
+    auto e = estimate(m, s, hw, wl);
+    REQUIRE(e);
+    return *e;
+  };
+  const Estimate pinned = streamed(Tier::pinned);
+  const Estimate pageable = streamed(Tier::pageable);
+  const GpuSpec& g = hw.gpus.front();
+  CHECK(g.h2d_pageable_gbps <= 11.0);
+  // Same bytes moved; the pinned plan hides its copies under compute, the pageable one adds them.
+  CHECK(pinned.bytes_moved_per_step == pageable.bytes_moved_per_step);
+  const double copy_s =
+      static_cast<double>(pageable.bytes_moved_per_step) / (g.h2d_pageable_gbps * 1e9);
+  CHECK(pageable.step_seconds > pinned.step_seconds + 0.9 * copy_s);
+}
