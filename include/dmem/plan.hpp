@@ -16,14 +16,28 @@
 namespace dmem {
 inline namespace v1 {
 
+/// Classifier-free guidance: how many denoiser passes a step makes and at what batch.
+enum class Guidance : std::uint8_t {
+  model_default,  ///< the pipeline's own: Qwen-Image and Wan two passes, SD3 and SDXL batched,
+                  ///< FLUX none (guidance-distilled)
+  off,            ///< one conditional pass
+  on,             ///< conditional and unconditional as two passes, one after the other
+  batched,        ///< both in one pass at twice the batch (activations double)
+};
+
 struct Workload {
   std::uint32_t width = 1024;
   std::uint32_t height = 1024;
   std::uint32_t frames = 1;  ///< video models
   std::uint32_t batch = 1;
   std::uint32_t steps = 50;
+  Guidance cfg = Guidance::model_default;
+  std::uint32_t images = 1;              ///< generations per session: the weights are loaded once
   std::optional<double> activation_gib;  ///< override of the activation model (per phase peak)
 };
+
+/// "on", "off", "batched", "default".
+[[nodiscard]] const char* guidance_name(Guidance g) noexcept;
 
 /// The pipeline's usual settings: the resolution, frames and steps its authors recommend
 /// (Qwen-Image 1328x1328/50, FLUX.1-dev 1024x1024/28, FLUX.1-schnell 4 steps, SD3.5 28 steps,
@@ -57,7 +71,10 @@ struct Estimate {
   std::uint64_t bytes_moved_per_step = 0;
   double load_seconds = 0;
   double step_seconds = 0;
-  double total_seconds = 0;
+  double image_seconds = 0;   ///< one generation once loaded: encode + denoise + decode
+  double reload_seconds = 0;  ///< re-reading what the plan frees after a generation (dropped
+                              ///< components), paid before every image after the first
+  double total_seconds = 0;   ///< load + images x image_seconds + (images - 1) x reload_seconds
 };
 
 /// One broken rule: a stable id, the parties involved and how to fix it.

@@ -404,7 +404,7 @@ int run_run(const Args& args) {
         run.tokens = scaled_tokens(detail::text_encoder_tokens(c.arch, false), 8);
       } else if (role == Role::denoiser) {
         run.phase = "denoise";
-        const auto guidance = detail::guidance_shape(c.arch);
+        const auto guidance = detail::guidance_shape(c.arch, machine->workload.cfg);
         const auto tokens = detail::denoiser_tokens(c.arch, machine->workload, false);
         run.repeats = steps;
         run.passes = guidance.passes;

@@ -168,6 +168,11 @@ void add_workload_options(po::options_description& desc) {
       "batch", po::value<std::string>(), "images per prompt (default 1)")(
       "steps", po::value<std::string>(),
       "denoising steps (default: the pipeline's, e.g. 50; FLUX.1-dev 28)")(
+      "cfg", po::value<std::string>(),
+      "guidance passes: on (cond and uncond, two passes) | off (one) | batched (one pass at "
+      "batch x 2) (default: the pipeline's)")(
+      "images", po::value<std::string>(),
+      "generations in one session: the load is paid once (default 1)")(
       "activation-gib", po::value<std::string>(),
       "override the activation model: peak activations per phase, GiB")(
       "prefer", po::value<std::string>(), "quality | speed | memory | balanced (default balanced)")(
@@ -206,16 +211,25 @@ Result<MachineArgs> read_machine_options(const po::variables_map& vm, const Work
   if (!ho) return ho.status();
   m.hardware_options = std::move(*ho);
 
-  const std::pair<const char*, std::uint32_t*> counts[] = {{"width", &m.workload.width},
-                                                           {"height", &m.workload.height},
-                                                           {"frames", &m.workload.frames},
-                                                           {"batch", &m.workload.batch},
-                                                           {"steps", &m.workload.steps}};
+  const std::pair<const char*, std::uint32_t*> counts[] = {
+      {"width", &m.workload.width}, {"height", &m.workload.height}, {"frames", &m.workload.frames},
+      {"batch", &m.workload.batch}, {"steps", &m.workload.steps},   {"images", &m.workload.images}};
   for (const auto& [name, slot] : counts) {
-    const std::uint32_t max = std::string_view(name) == "steps" ? 10000u : 65536u;
+    const std::string_view n(name);
+    const std::uint32_t max = n == "steps" || n == "images" ? 10000u : 65536u;
     auto v = count_flag(vm, name, 1, max);
     if (!v) return v.status();
     if (*v) *slot = **v;
+  }
+  if (auto c = text(vm, "cfg")) {
+    if (*c == "on")
+      m.workload.cfg = Guidance::on;
+    else if (*c == "off")
+      m.workload.cfg = Guidance::off;
+    else if (*c == "batched")
+      m.workload.cfg = Guidance::batched;
+    else
+      return flag_error("cfg", *c, "one of on, off, batched");
   }
   auto act = real_flag(vm, "activation-gib", 0.0, 4096.0, false);
   if (!act) return act.status();

@@ -35,7 +35,7 @@ struct MachineArgs {
 
 /// --vram --ram --gpu --gpus --pinned-limit --disk --cache-dir --calibration --no-probe
 void add_hardware_options(po::options_description& desc);
-/// --width --height --frames --batch --steps --activation-gib --prefer --margin
+/// --width --height --frames --batch --steps --cfg --images --activation-gib --prefer --margin
 void add_workload_options(po::options_description& desc);
 /// Both of the above.
 void add_machine_options(po::options_description& desc);

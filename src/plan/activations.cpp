@@ -43,6 +43,20 @@ GuidanceShape guidance_shape(const ArchInfo& d) noexcept {
   return {1, 1};
 }
 
+GuidanceShape guidance_shape(const ArchInfo& d, Guidance cfg) noexcept {
+  switch (cfg) {
+    case Guidance::off:
+      return {1, 1};
+    case Guidance::on:
+      return {2, 1};
+    case Guidance::batched:
+      return {1, 2};
+    case Guidance::model_default:
+      break;
+  }
+  return guidance_shape(d);
+}
+
 LatentSize latent_size(const ArchInfo& a, const Workload& wl) noexcept {
   const std::uint64_t s = a.vae_scale == 0 ? 8 : a.vae_scale;
   LatentSize l;
@@ -86,9 +100,10 @@ std::uint64_t activation_bytes(const ActivationInput& in, const Workload& wl) no
   const std::uint64_t batch = wl.batch == 0 ? 1 : wl.batch;
 
   if (is_vae(a)) {
-    // The decoder's full-resolution stage holds ~8 base-channel maps per output pixel (the
-    // upsampled input at 2x channels, the norm output and the conv outputs); a causal video VAE
-    // decodes one latent frame (4 output frames) at a time.
+    // The decoder's full-resolution stage holds ~9 base-channel maps per output pixel (the
+    // upsampled input at 2x channels, the norm output and the conv outputs): 2.3 GiB allocated
+    // for a 1024x1024 FLUX decode in bf16 (docs/planner.md, "Published measurements"). A causal
+    // video VAE decodes one latent frame (4 output frames) at a time.
     const std::uint64_t base = a.hidden == 0 ? 128 : a.hidden;
     const std::uint64_t frames_per_chunk = (is_family(a, "vae-wan") && wl.frames > 1) ? 4 : 1;
     std::uint64_t pixels = std::uint64_t{wl.width} * wl.height;
@@ -113,7 +128,7 @@ std::uint64_t activation_bytes(const ActivationInput& in, const Workload& wl) no
 
   // Denoisers. Flash / memory-efficient SDPA: no T x T matrix, only O(T) statistics.
   const ArchInfo& d = in.denoiser != nullptr ? *in.denoiser : a;
-  const GuidanceShape g = guidance_shape(d);
+  const GuidanceShape g = guidance_shape(d, wl.cfg);
   const std::uint64_t bt = batch * g.batch;
   if (is_family(a, "sdxl-unet")) {
     // Highest-resolution level: latent pixels x 320 channels (hidden / 4), ~32 maps live.

@@ -18,6 +18,8 @@ struct GuidanceShape {
 /// Qwen-Image and Wan run cond and uncond as two passes; SD3 and SDXL batch them; FLUX is
 /// guidance-distilled (one pass).
 [[nodiscard]] GuidanceShape guidance_shape(const ArchInfo& denoiser) noexcept;
+/// The workload's choice (--cfg): the pipeline's own for Guidance::model_default.
+[[nodiscard]] GuidanceShape guidance_shape(const ArchInfo& denoiser, Guidance cfg) noexcept;
 
 /// Tokens a denoiser sees in one pass (batch excluded).
 struct DenoiserTokens {
@@ -57,10 +59,10 @@ struct ActivationInput {
                                              const Workload& wl) noexcept;
 
 /// The multiples the model uses (documented in docs/planner.md; exposed for --explain).
-inline constexpr std::uint32_t kDitHiddenLive = 12;  ///< T x D tensors live at a DiT block's peak
-inline constexpr std::uint32_t kDitFfnLive = 2;      ///< T x ffn tensors live in its MLP
-inline constexpr std::uint32_t kTeHiddenLive = 8;    ///< T x D tensors live in an encoder layer
-inline constexpr std::uint32_t kVaeLivePerChannel = 8;         ///< base-channel multiples per pixel
+inline constexpr std::uint32_t kDitHiddenLive = 8;  ///< T x D tensors live at a DiT block's peak
+inline constexpr std::uint32_t kDitFfnLive = 2;     ///< T x ffn tensors live in its MLP
+inline constexpr std::uint32_t kTeHiddenLive = 8;   ///< T x D tensors live in an encoder layer
+inline constexpr std::uint32_t kVaeLivePerChannel = 9;         ///< base-channel multiples per pixel
 inline constexpr std::uint64_t kPhaseMiscBytes = 64ull << 20;  ///< latents, embeddings, RoPE tables
 
 }  // namespace dmem::detail

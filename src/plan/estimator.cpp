@@ -73,6 +73,7 @@ struct Costed {
   double compute_pass_s = 0;
   double pass_s = 0;
   std::uint64_t activations = 0;
+  double slack = kAllocatorSlack;  ///< caching-allocator blocks held beyond its live activations
   std::uint64_t scratch = 0;
   std::uint64_t load_scratch = 0;  ///< loader: one native tensor being transformed
 };
@@ -267,6 +268,9 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
         where = "on the CPU: " + gib(st.total) + " in pageable RAM";
         break;
     }
+    // A copy from pageable memory is staged by the driver through its own bounce buffer and
+    // returns only when done: it cannot run under compute, whatever the stream.
+    if (park == Tier::pageable) c.overlap = false;
     if (park == Tier::disk && pl.kind != PlacementKind::partial && pl.kind != PlacementKind::disk &&
         pl.kind != PlacementKind::resident && pl.kind != PlacementKind::dropped &&
         pl.kind != PlacementKind::cpu)
@@ -294,7 +298,14 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
     const QuantizerCaps* caps = st.caps;
     const double speed = caps != nullptr ? caps->speed_factor : 1.0;
     const double rate = c.on_gpu ? gpu_flops(*g) : cpu_flops(hw);
-    c.compute_pass_s = c.p->forward_flops / rate * speed;
+    // The quantizer's speed factor acts on its GEMMs (linear and conv weights), not on attention;
+    // on a GPU the non-GEMM ops (norms, modulation, RoPE, activations, casts) add memory
+    // traffic in proportion to the work (kNonGemmBytesPerFlop, fitted in docs/planner.md).
+    const double gemm_flops = std::max(0.0, c.p->forward_flops - c.p->attention_flops);
+    const double mem_bw = g != nullptr && g->mem_gbps > 0 ? g->mem_gbps : kDefaultMemGbps;
+    const double traffic_s =
+        g != nullptr ? c.p->forward_flops * kNonGemmBytesPerFlop / (mem_bw * 1e9) : 0.0;
+    c.compute_pass_s = (gemm_flops * speed + c.p->attention_flops) / rate + traffic_s;
     double transfer = 0;
     if (c.streamed_per_pass > 0) {
       transfer = static_cast<double>(c.streamed_per_pass) / (c.bw * 1e9) +
@@ -306,8 +317,14 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
       c.pass_s = c.compute_pass_s;
     }
 
-    // Activations and scratch while it runs.
-    const std::uint32_t cb = bytes_of(c.cs->storage.compute_dtype);
+    // Activations and scratch while it runs. A VAE its pipeline upcasts for an fp16 run decodes
+    // in fp32: fp32 activations, and its weights replaced by fp32 copies for the phase.
+    const bool upcast =
+        c.p->fp32_bytes > 0 && c.cs->storage.compute_dtype == DType::f16 && c.on_gpu;
+    const std::uint32_t cb = upcast ? 4 : bytes_of(c.cs->storage.compute_dtype);
+    const bool whole = pl.kind == PlacementKind::resident || pl.kind == PlacementKind::dropped ||
+                       pl.kind == PlacementKind::model_offload;
+    if (upcast && whole && c.p->fp32_bytes > st.total) c.phase_vram += c.p->fp32_bytes - st.total;
     ActivationInput ai;
     ai.component = c.p->component;
     ai.denoiser = mp.denoiser;
@@ -319,6 +336,9 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
     c.activations = wl.activation_gib
                         ? static_cast<std::uint64_t>(*wl.activation_gib * static_cast<double>(kGiB))
                         : activation_bytes(ai, wl);
+    // A VAE decoder's full-resolution maps come in several shapes (2x, 1x base channels, the
+    // upsampled input); a caching allocator keeps the blocks of each: reserved ~2x allocated.
+    if (c.p->component->role == Role::vae && !strategy.vae_tiling) c.slack = kVaeAllocatorSlack;
     if (transformed) {
       c.scratch = st.largest_transformed_elems * cb;  // one layer dequantized / upcast at a time
       c.load_scratch = st.largest_transformed_native;
@@ -337,15 +357,22 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
         say("  moves " + gib(c.streamed_per_pass) + " per pass at " + num(c.bw, "%.1f") +
             " GB/s = " + secs(transfer) + " (" + std::to_string(c.groups_per_pass) + " groups x " +
             num(kTransferOverheadS * 1e6, "%.0f") + " us overhead included)");
-      say("  compute " + num(c.p->forward_flops / 1e12, "%.2f") + " TFLOP per pass (attention " +
-          num(c.p->attention_flops / 1e12, "%.2f") + ") / " + num(rate / 1e12, "%.2f") +
-          " TFLOP/s effective" +
-          (speed != 1.0 ? " x speed factor " + num(speed, "%.2f") : std::string()) + " = " +
-          secs(c.compute_pass_s));
+      say("  compute (" + num(gemm_flops / 1e12, "%.2f") + " TFLOP GEMM" +
+          (speed != 1.0 ? " x speed factor " + num(speed, "%.2f") : std::string()) + " + " +
+          num(c.p->attention_flops / 1e12, "%.2f") + " TFLOP attention) / " +
+          num(rate / 1e12, "%.2f") + " TFLOP/s effective" +
+          (traffic_s > 0 ? " + non-GEMM traffic " +
+                               num(c.p->forward_flops * kNonGemmBytesPerFlop / 1e9, "%.0f") +
+                               " GB / " + num(mem_bw, "%.0f") + " GB/s"
+                         : std::string()) +
+          " = " + secs(c.compute_pass_s) + " per pass");
       if (c.streamed_per_pass > 0)
         say(std::string("  pass = ") +
             (c.overlap ? "max(compute, transfer) + first group exposed" : "compute + transfer") +
             " = " + secs(c.pass_s) + " x " + std::to_string(c.p->passes) + " pass(es)");
+      if (upcast)
+        say("  decodes in fp32 (force_upcast with fp16 compute): weights " + gib(c.p->fp32_bytes) +
+            " during its phase");
       say("  activations " + gib(c.activations) +
           (wl.activation_gib ? " (--activation-gib)" : " (activation model)") +
           (c.scratch > 0 ? ", dequant/upcast scratch " + gib(c.scratch) : std::string()));
@@ -451,20 +478,21 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
     // VRAM per GPU: homes + in-flight + the largest running component's activations.
     for (std::size_t gi = 0; gi < ngpu; ++gi) {
       if (!gpu_used[gi]) continue;
-      std::uint64_t act = 0, scratch = 0;
+      std::uint64_t act = 0, scratch = 0, slack = 0;
       bool runs = false;
       for (const auto& c : cc) {
         if (!c.on_gpu || c.gpu != gi || (c.phases & bit(ph)) == 0) continue;
         runs = true;
         act = std::max(act, c.activations);
         scratch = std::max(scratch, c.scratch);
+        slack = std::max(slack,
+                         static_cast<std::uint64_t>(c.slack * static_cast<double>(c.activations)));
       }
       PhaseEstimate g;
       g.vram_weights = homes(gi, ph);
       g.vram_activations = act;
       g.vram_workspace = runs ? kGemmWorkspaceBytes + scratch : 0;
-      g.vram_reserve = kCudaContextBytes +
-                       static_cast<std::uint64_t>(kAllocatorSlack * static_cast<double>(act));
+      g.vram_reserve = kCudaContextBytes + slack;
       g.vram_peak = g.vram_weights + g.vram_activations + g.vram_workspace + g.vram_reserve;
       if (g.vram_peak > pe.vram_peak) {
         pe.vram_weights = g.vram_weights;
@@ -511,12 +539,29 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
   e.bytes_moved_per_step = moved_per_step;
   e.load_seconds = load_s;
   e.step_seconds = step_s;
-  e.total_seconds = 0;
-  for (const auto& pe : e.phases) e.total_seconds += pe.seconds;
-  if (ex != nullptr)
-    say("total = load " + secs(e.load_seconds) + " + encode + " + std::to_string(steps) +
-        " x step + decode = " + secs(e.total_seconds) + "; moved per step " + gib(moved_per_step) +
+  e.image_seconds = 0;
+  for (const auto& pe : e.phases)
+    if (pe.phase != Phase::load) e.image_seconds += pe.seconds;
+  // What a plan frees after its phase (a dropped encoder) is read again for the next image.
+  e.reload_seconds = 0;
+  for (const auto& c : cc)
+    if (c.freed_after_last)
+      e.reload_seconds += static_cast<double>(c.read_bytes) / (c.read_rate * 1e9);
+  const std::uint32_t images = std::max<std::uint32_t>(1, wl.images);
+  e.total_seconds = e.load_seconds + images * e.image_seconds + (images - 1) * e.reload_seconds;
+  if (ex != nullptr) {
+    say("image = encode + " + std::to_string(steps) +
+        " x step + decode = " + secs(e.image_seconds) + "; moved per step " + gib(moved_per_step) +
         "; disk written " + gib(e.disk_bytes));
+    if (images > 1)
+      say("total = load " + secs(e.load_seconds) + " + " + std::to_string(images) + " images x " +
+          secs(e.image_seconds) + " + " + std::to_string(images - 1) + " x re-reading " +
+          secs(e.reload_seconds) +
+          " (components freed after each image) = " + secs(e.total_seconds));
+    else
+      say("total = load " + secs(e.load_seconds) + " + image " + secs(e.image_seconds) + " = " +
+          secs(e.total_seconds));
+  }
   return e;
 }
 

@@ -36,7 +36,9 @@ struct ComponentProfile {
   double attention_flops = 0;              ///< part of forward_flops spent in attention
   std::uint32_t phases = 0;                ///< bit per Phase it runs in
   std::uint32_t passes = 1;                ///< forward passes per use (CFG, negative prompt)
-  std::deque<StoredSizes> stored;          ///< lazily filled cache (stable references)
+  std::uint64_t fp32_bytes =
+      0;  ///< its weights upcast to fp32, when an fp16 run upcasts it (else 0)
+  std::deque<StoredSizes> stored;  ///< lazily filled cache (stable references)
 };
 
 inline constexpr std::uint8_t kLinearWeight = 1;
@@ -69,16 +71,19 @@ struct Explain {
                                                  Explain* explain = nullptr);
 
 /// Margins and defaults (docs/planner.md, "Defaults").
-inline constexpr std::uint64_t kCudaContextBytes = 512ull << 20;    ///< per GPU in use
-inline constexpr double kAllocatorSlack = 0.05;                     ///< of activations
+inline constexpr std::uint64_t kCudaContextBytes = 512ull << 20;  ///< per GPU in use
+inline constexpr double kAllocatorSlack = 0.05;                   ///< of activations
+inline constexpr double kVaeAllocatorSlack = 1.0;  ///< of an untiled VAE decode's activations
 inline constexpr std::uint64_t kGemmWorkspaceBytes = 32ull << 20;   ///< cuBLASLt workspace
 inline constexpr std::uint64_t kStagingWindowBytes = 128ull << 20;  ///< loader: 2 x 64 MiB pinned
 inline constexpr std::uint64_t kHostReserveGpuBytes = 1ull << 30;   ///< process + CUDA host side
 inline constexpr std::uint64_t kHostReserveCpuBytes = 512ull << 20;
-inline constexpr double kGpuEfficiency = 0.55;       ///< achieved / dense peak bf16 throughput
-inline constexpr double kCpuEfficiency = 0.5;        ///< achieved / cpu_gflops
-inline constexpr double kTransferOverheadS = 20e-6;  ///< per group moved (launch, event, hook)
-inline constexpr double kTilingOverhead = 1.15;      ///< tiled VAE decode recomputes overlaps
+inline constexpr double kGpuEfficiency = 0.55;          ///< achieved / dense peak bf16 throughput
+inline constexpr double kNonGemmBytesPerFlop = 0.0045;  ///< GPU memory traffic of non-GEMM ops
+inline constexpr double kDefaultMemGbps = 1000;         ///< GPU memory bandwidth when unknown
+inline constexpr double kCpuEfficiency = 0.5;           ///< achieved / cpu_gflops
+inline constexpr double kTransferOverheadS = 20e-6;     ///< per group moved (launch, event, hook)
+inline constexpr double kTilingOverhead = 1.15;         ///< tiled VAE decode recomputes overlaps
 
 /// Human text for a phase ("encode").
 [[nodiscard]] const char* phase_name(Phase phase) noexcept;

@@ -33,6 +33,27 @@ int index_after(std::string_view name, std::string_view key) {
   return ec == std::errc() && p != name.data() + pos ? v : -1;
 }
 
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// transformers keeps a T5's feed-forward output projections (`_keep_in_fp32_modules = ["wo"]`)
+// out of bitsandbytes quantization and loads them in fp32: 4 bytes per weight, 4 GB for T5-XXL.
+bool keeps_t5_wo_in_fp32(const QuantizerCaps* caps, const ArchInfo& arch) {
+  if (caps == nullptr || (arch.family != "t5" && arch.family != "umt5")) return false;
+  return caps->id == "dmem.quantizer.nf4" || caps->id == "dmem.quantizer.bnb_int8";
+}
+
+// `"force_upcast": true` in a VAE's config.json (any spacing).
+bool forces_upcast(std::string_view config) {
+  auto pos = config.find("\"force_upcast\"");
+  if (pos == std::string_view::npos) return false;
+  pos = config.find(':', pos);
+  if (pos == std::string_view::npos) return false;
+  pos = config.find_first_not_of(" \t\r\n", pos + 1);
+  return pos != std::string_view::npos && config.substr(pos, 4) == "true";
+}
+
 bool is_dit_family(std::string_view f) {
   return f == "qwen-image-dit" || f == "flux-dit" || f == "sd3-dit" || f == "wan-dit";
 }
@@ -178,7 +199,8 @@ void compute_flops(ComponentProfile& p, const ModelProfile& mp) {
     const double tt = static_cast<double>(c.text_tokens + c.vision);
     attn += static_cast<double>(a.layers) * 4.0 * width * tt * tt;
   }
-  const GuidanceShape g = mp.denoiser != nullptr ? guidance_shape(*mp.denoiser) : GuidanceShape{};
+  const GuidanceShape g =
+      mp.denoiser != nullptr ? guidance_shape(*mp.denoiser, wl.cfg) : GuidanceShape{};
   double batch = static_cast<double>(std::max<std::uint32_t>(1, wl.batch));
   if (comp.role == Role::denoiser) batch *= g.batch;
   if (comp.role == Role::text_encoder) batch = 1;  // prompts are encoded once, then repeated
@@ -216,7 +238,8 @@ ModelProfile profile_model(const Model& model, const Workload& workload) {
   mp.edit = has(pc, "Edit") || has(pc, "Img2Img") || has(pc, "Inpaint");
   for (const auto& c : model.components)
     if (c.role == Role::denoiser && mp.denoiser == nullptr) mp.denoiser = &c.arch;
-  const GuidanceShape g = mp.denoiser != nullptr ? guidance_shape(*mp.denoiser) : GuidanceShape{};
+  const GuidanceShape g =
+      mp.denoiser != nullptr ? guidance_shape(*mp.denoiser, workload.cfg) : GuidanceShape{};
 
   mp.components.reserve(model.components.size());
   for (const auto& comp : model.components) {
@@ -256,6 +279,10 @@ ModelProfile profile_model(const Model& model, const Workload& workload) {
         break;
       case Role::vae:
         p.phases = bit(Phase::decode) | (mp.edit ? bit(Phase::encode) : 0u);
+        // The SD-XL pipelines decode in fp32 when the VAE is fp16 and its config says
+        // force_upcast (the SDXL VAE overflows in fp16): vae.to(float32) before decoding.
+        if (pc.rfind("StableDiffusionXL", 0) == 0 && forces_upcast(comp.config_json))
+          for (const auto& t : comp.tensors) p.fp32_bytes += t.elements() * 4;
         break;
       case Role::other:
         p.phases = bit(Phase::encode);
@@ -275,10 +302,15 @@ const StoredSizes& stored_sizes(ComponentProfile& p, const QuantizerCaps* caps) 
   s.blocks.assign(p.summary.blocks.size(), 0);
   std::vector<std::uint64_t> leaf_bytes(p.summary.leaves.size(), 0);
   const Component& comp = *p.component;
+  const bool bnb_keeps_wo = keeps_t5_wo_in_fp32(caps, comp.arch);
   for (std::size_t t = 0; t < comp.tensors.size(); ++t) {
     const TensorInfo& ti = comp.tensors[t];
     std::uint64_t bytes = ti.nbytes;
-    if (caps != nullptr) {
+    const auto li = p.tensor_leaf[t];
+    if (bnb_keeps_wo && li >= 0 && (p.tensor_flags[t] & kLinearWeight) != 0 &&
+        ends_with(p.summary.leaves[static_cast<std::size_t>(li)].name, ".wo")) {
+      bytes = ti.elements() * 4;  // not quantized, and upcast to fp32
+    } else if (caps != nullptr) {
       const bool acts = caps->is_cast ? (p.tensor_flags[t] & kCastable) != 0
                                       : (p.tensor_flags[t] & kLinearWeight) != 0;
       bytes = quantized_bytes(*caps, ti, acts);
@@ -289,7 +321,6 @@ const StoredSizes& stored_sizes(ComponentProfile& p, const QuantizerCaps* caps) 
       }
     }
     s.total += bytes;
-    const auto li = p.tensor_leaf[t];
     int block = -1;
     if (li >= 0) {
       leaf_bytes[static_cast<std::size_t>(li)] += bytes;

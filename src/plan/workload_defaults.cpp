@@ -7,6 +7,20 @@
 namespace dmem {
 inline namespace v1 {
 
+const char* guidance_name(Guidance g) noexcept {
+  switch (g) {
+    case Guidance::off:
+      return "off";
+    case Guidance::on:
+      return "on";
+    case Guidance::batched:
+      return "batched";
+    case Guidance::model_default:
+      break;
+  }
+  return "default";
+}
+
 Workload default_workload(const Model& model) noexcept {
   Workload wl;  // 1024x1024, one frame, batch 1, 50 steps
   const auto den = std::find_if(model.components.begin(), model.components.end(),

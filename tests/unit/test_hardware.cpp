@@ -2,6 +2,8 @@
 // fixture files), calibration files and `dmem hardware`.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -52,7 +54,7 @@ TEST_CASE("GPU presets cover the documented table with consistent figures", "[ha
     CHECK(p.spec.bf16_tflops > 0);
     CHECK(p.spec.mem_gbps > 0);
     CHECK(p.spec.h2d_pinned_gbps > 0);
-    CHECK(p.spec.h2d_pageable_gbps == Approx(p.spec.h2d_pinned_gbps / 2));
+    CHECK(p.spec.h2d_pageable_gbps == Approx(std::min(p.spec.h2d_pinned_gbps / 2, 11.0)));
     // fp8 tensor cores exist exactly from SM 8.9 on.
     CHECK((p.spec.fp8_tflops > 0) == (p.spec.sm() >= 89));
     CHECK(p.spec.vram_total >= 4 * kGiB);
