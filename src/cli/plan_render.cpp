@@ -255,33 +255,61 @@ std::string render_plan_table(const Model& model, const PlanReport& r, const Ren
   return out;
 }
 
+namespace {
+
+// One line per budget that `keep` selects; RAM at load and during inference share one budget,
+// so they share a line ("1.12 GiB at load and 1.10 GiB during inference").
+struct NeedLine {
+  BudgetNeed budget;  ///< the larger need of the merged ones
+  std::string label;
+  std::string need;
+};
+
+template <class Keep>
+std::vector<NeedLine> need_lines(const std::vector<BudgetNeed>& v, Keep keep) {
+  std::vector<NeedLine> out;
+  for (const BudgetNeed& b : v) {
+    if (!keep(b)) continue;
+    const bool ram = b.rule == "budget.ram_load" || b.rule == "budget.ram_steady";
+    const std::string when = b.rule == "budget.ram_load" ? " at load" : " during inference";
+    if (ram && !out.empty() && out.back().label == "RAM") {
+      out.back().need += " and " + format_bytes(b.need) + when;
+      if (b.need > out.back().budget.need) out.back().budget = b;
+      continue;
+    }
+    out.push_back({b, ram ? std::string("RAM") : budget_label(b.rule),
+                   format_bytes(b.need) + (ram ? when : std::string())});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string render_no_plan(const Model& model, const PlanReport& r) {
   std::string out = header(model, r) + "no viable plan: every one of " +
                     std::to_string(r.candidates) + " candidates breaks a rule or a budget.\n";
   const double m = r.options.margin;
   // The real blocker: a budget that even its least demanding candidate overruns.
-  bool blocker = false;
-  for (const BudgetNeed& b : r.least_needs) {
-    if (b.need <= b.usable) continue;
-    out += "blocked by " + budget_label(b.rule) + ": every candidate needs at least " +
-           format_bytes(b.need) + "; " + format_bytes(b.usable) + " is usable (" +
-           format_bytes(b.budget) + " less a " + fmt("%.0f%%", m * 100) + " margin)\n";
-    blocker = true;
-  }
+  const auto blockers =
+      need_lines(r.least_needs, [](const BudgetNeed& b) { return b.need > b.usable; });
+  for (const NeedLine& l : blockers)
+    out += "blocked by " + l.label + ": every candidate needs at least " + l.need + "; " +
+           format_bytes(l.budget.usable) + " is usable (" + format_bytes(l.budget.budget) +
+           " less a " + fmt("%.0f%%", m * 100) + " margin)\n";
   if (r.closest) {
-    if (!blocker)
+    if (blockers.empty())
       out += "blocked by the budgets together: each fits some candidate, no candidate fits all\n";
     out += "closest plan: " + strategy_line(model, r.closest->strategy, false, false) + "\n";
+    for (const NeedLine& l :
+         need_lines(r.closest->budgets, [](const BudgetNeed& b) { return b.need > b.usable; }))
+      out += "  " + l.label + " needs " + l.need + ", " + format_bytes(l.budget.usable) +
+             " usable: runs with " + budget_fix(l.budget, m) + "\n";
     std::string fits;
-    for (const BudgetNeed& b : r.closest->budgets) {
-      if (b.need > b.usable) {
-        out += "  " + budget_label(b.rule) + " needs " + format_bytes(b.need) + ", " +
-               format_bytes(b.usable) + " usable: runs with " + budget_fix(b, m) + "\n";
-      } else if (b.need > 0) {
-        fits += (fits.empty() ? "" : ", ") + budget_label(b.rule) + " " + format_bytes(b.need) +
-                " of " + format_bytes(b.usable);
-      }
-    }
+    for (const NeedLine& l : need_lines(r.closest->budgets, [](const BudgetNeed& b) {
+           return b.need > 0 && b.need <= b.usable;
+         }))
+      fits += (fits.empty() ? "" : ", ") + l.label + " " + l.need + " of " +
+              format_bytes(l.budget.usable);
     if (!fits.empty()) out += "  fits: " + fits + "\n";
   } else if (!r.rejected.empty()) {
     out += "blocked by a composition rule: every candidate breaks one, e.g.\n";

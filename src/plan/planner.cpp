@@ -129,7 +129,7 @@ struct Search {
     }
     std::vector<Violation> out;
     for (const auto& rule : detail::rules_table()) rule.check(ctx, out);
-    if (needs != nullptr) *needs = detail::budget_needs(ctx);
+    if (needs != nullptr && !out.empty()) *needs = detail::budget_needs(ctx);
     return out;
   }
 

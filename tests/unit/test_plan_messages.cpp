@@ -79,7 +79,7 @@ TEST_CASE("too little RAM is blamed on RAM, and the closest plan fits VRAM", "[p
   std::string out;
   CHECK(run_command(cli_path() + " plan flux1-dev --no-probe --gpu rtx4090 --ram 1GiB", &out) == 1);
   INFO(out);
-  CHECK(out.find("blocked by RAM at load") != std::string::npos);
+  CHECK(out.find("blocked by RAM: every candidate needs at least") != std::string::npos);
   CHECK(out.find("blocked by VRAM") == std::string::npos);
   CHECK(out.find("closest plan: ") != std::string::npos);
   CHECK(out.find("--ram 1.25GiB") != std::string::npos);  // 1.12 GiB / 0.9, rounded up
