@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/plan_render.hpp"
+#include "core/text_escape.hpp"
 #include "dmem/units.hpp"
 #include "plan/estimator.hpp"
 
@@ -34,7 +35,10 @@ const char* const kRamColors[] = {"#76b7b2", "#edc948"};
 const char* const kRamParts[] = {"pinned", "pageable"};
 const char* const kPhaseColors[] = {"#9c755f", "#b07aa1", "#4e79a7", "#59a14f"};
 
-std::string esc(const std::string& s) {
+// XML-safe text: names from a checkpoint may hold controls or invalid UTF-8, which XML forbids;
+// escape_text writes those as \xNN first.
+std::string esc(const std::string& raw) {
+  const std::string s = detail::escape_text(raw);
   std::string o;
   for (char ch : s) {
     if (ch == '&')
