@@ -99,6 +99,22 @@ struct Rejected {
   std::vector<Violation> violations;
 };
 
+/// What a strategy needs of one budget against what the machine gives after the margin.
+struct BudgetNeed {
+  std::string rule;          ///< "budget.vram", "budget.ram_load", "budget.ram_steady", ...
+  std::uint64_t need = 0;    ///< bytes the strategy needs
+  std::uint64_t usable = 0;  ///< bytes the budget allows (the machine's figure less the margin)
+  std::uint64_t budget = 0;  ///< the machine's figure
+};
+
+/// The candidate that came closest when nothing is viable: it breaks budgets only, and its
+/// largest need / usable ratio is the smallest of all such candidates.
+struct NearMiss {
+  Strategy strategy;
+  Estimate estimate;
+  std::vector<BudgetNeed> budgets;  ///< every budget it was checked against
+};
+
 struct PlanOptions {
   Preference prefer = Preference::balanced;
   double margin = 0.10;         ///< fraction of each budget held back (default documented)
@@ -115,6 +131,14 @@ struct PlanReport {
   std::size_t candidates = 0;  ///< strategies costed and checked
   std::size_t rejected_similar =
       0;  ///< rejected ones not listed: same shape and rule as a listed one
+  /// The workload outside what the model was trained for (resolution, frames): plans still
+  /// hold, the images may not.
+  std::vector<std::string> warnings;
+  /// Set when no plan is viable and some candidate broke budgets only.
+  std::optional<NearMiss> closest;
+  /// Per budget, the least that any candidate breaking budgets only needs of it: a budget whose
+  /// least need exceeds its usable bytes blocks every plan on its own.
+  std::vector<BudgetNeed> least_needs;
 };
 
 /// Every viable plan, ranked, and every rejected candidate with its violations.

@@ -5,12 +5,14 @@
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
 #include "cli/output.hpp"
+#include "cli/plan_render.hpp"
 #include "core/text_escape.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
 #include "dmem/strategy.hpp"
 #include "format/file_io.hpp"
 #include "plan/strategy_limits.hpp"
+#include "plan/workload_limits.hpp"
 
 namespace dmem::cli {
 
@@ -20,7 +22,9 @@ constexpr const char* kHelp =
     R"(usage: dmem validate <strategy.json> --model <model> [flags] [--json]
 
 Checks a strategy (docs/strategy.md) against every composition rule and budget (docs/rules.md)
-before anything loads, and prints each violation with its rule id, the component and a fix.
+before anything loads, and prints each violation with its rule id, the component and a fix;
+then the estimate (per phase: VRAM peak, weights, activations, RAM, pinned, seconds; load time,
+seconds per step, total), as `dmem plan --explain` costs it (docs/planner.md).
 Exit status: 0 valid, 1 violations, 2 bad input (one line naming the file, key or flag).)";
 
 int fail(const std::string& what) {
@@ -75,6 +79,14 @@ int run_validate(const Args& args) {
   auto violations =
       validate(*model, *strategy, machine->hardware, machine->workload, machine->options);
   if (!violations) return fail(violations.status().to_string());
+  // What it would cost: printed for a valid strategy and for one that breaks only budgets (the
+  // figures say by how much). Components the strategy does not name stay resident, native.
+  bool budgets_only = true;
+  for (const auto& v : *violations) budgets_only = budgets_only && v.rule.rfind("budget.", 0) == 0;
+  Result<Estimate> est = Status(Errc::invalid_argument, "breaks a composition rule");
+  if (budgets_only) est = estimate(*model, *strategy, machine->hardware, machine->workload);
+  const std::vector<std::string> warnings = detail::workload_warnings(*model, machine->workload);
+  const bool gpu = !machine->hardware.gpus.empty();
 
   if (vm["json"].as<bool>()) {
     nlohmann::json j;
@@ -82,6 +94,13 @@ int run_validate(const Args& args) {
     j["model"] = model->name;
     j["hardware"] = hardware_json(machine->hardware);
     j["strategy"] = nlohmann::json::parse(strategy_to_json(*strategy, -1), nullptr, false);
+    j["warnings"] = warnings;
+    if (est) {
+      j["estimate"] = estimate_json(*est);
+      j["estimate"]["phases"] = estimate_phases_json(*est);
+    } else {
+      j["estimate"] = nullptr;
+    }
     j["violations"] = nlohmann::json::array();
     for (const auto& v : *violations)
       j["violations"].push_back(
@@ -93,8 +112,18 @@ int run_validate(const Args& args) {
   std::string out = detail::escape_text(path) + " on " + detail::escape_text(model->name) + " · " +
                     detail::escape_text(hardware_line(machine->hardware)) + "\n";
   out += "  " + detail::escape_text(strategy_summary(*strategy)) + "\n";
+  for (const auto& w : warnings) out += "warning: " + w + "\n";
+  std::string table;
+  if (est) {
+    table = "estimate (" + std::to_string(machine->workload.width) + "x" +
+            std::to_string(machine->workload.height);
+    if (machine->workload.frames > 1)
+      table += "x" + std::to_string(machine->workload.frames) + " frames";
+    table += ", " + std::to_string(machine->workload.steps) + " steps):\n";
+    table += render_estimate(*est, machine->workload, gpu);
+  }
   if (violations->empty()) {
-    print_text(out + "valid: no rule or budget is broken\n");
+    print_text(out + "valid: no rule or budget is broken\n" + table);
     return kExitOk;
   }
   out += std::to_string(violations->size()) + " violation" +
@@ -113,7 +142,7 @@ int run_validate(const Args& args) {
       out +=
           "  " + cell("", 26) + " " + cell("", 14) + " fix: " + detail::escape_text(v.fix) + "\n";
   }
-  print_text(out);
+  print_text(out + table);
   return kExitNegative;
 }
 

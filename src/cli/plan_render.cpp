@@ -83,13 +83,23 @@ std::uint64_t vram_budget(const Hardware& hw) {
   return v;
 }
 
-std::string header(const Model& model, const PlanReport& r) {
+}  // namespace
+
+std::string plan_header(const Model& model, const PlanReport& r) {
   const Workload& w = r.workload;
   std::string s = title_of(model) + " · " + hardware_line(r.hardware) + " · " +
                   std::to_string(w.width) + "×" + std::to_string(w.height);
   if (w.frames > 1) s += "×" + std::to_string(w.frames) + " frames";
   if (w.batch > 1) s += ", batch " + std::to_string(w.batch);
   s += ", " + std::to_string(w.steps) + " steps · prefer " + preference_name(r.options.prefer);
+  return s;
+}
+
+namespace {
+
+std::string header(const Model& model, const PlanReport& r) {
+  std::string s = plan_header(model, r) + "\n";
+  for (const auto& w : r.warnings) s += "warning: " + w + "\n";
   return s;
 }
 
@@ -115,6 +125,28 @@ std::string strategy_line(const Model& model, const Strategy& s, bool first_only
   if (!first_only && s.vae_tiling) out += " · vae tiling";
   if (!first_only && s.vae_slicing) out += " · vae slicing";
   return out;
+}
+
+// "RAM at load" for "budget.ram_load".
+std::string budget_label(const std::string& rule) {
+  if (rule == "budget.vram") return "VRAM";
+  if (rule == "budget.ram_load") return "RAM at load";
+  if (rule == "budget.ram_steady") return "RAM during inference";
+  if (rule == "budget.pinned") return "pinned RAM";
+  if (rule == "budget.disk") return "disk";
+  return rule;
+}
+
+// The machine figure that makes `b` fit with the margin held back, as the flag that says so,
+// rounded up to a hundredth of a GiB.
+std::string budget_fix(const BudgetNeed& b, double margin) {
+  const double gib_needed =
+      static_cast<double>(b.need) / (1.0 - margin) / (1024.0 * 1024.0 * 1024.0);
+  const std::string v = fmt("%.2fGiB", std::ceil(gib_needed * 100.0) / 100.0);
+  if (b.rule == "budget.vram") return "a GPU with " + v + " free (--vram " + v + ")";
+  if (b.rule == "budget.pinned") return "--pinned-limit " + v;
+  if (b.rule == "budget.disk") return v + " free at the cache dir (--disk " + v + ")";
+  return v + " of available RAM (--ram " + v + ")";
 }
 
 }  // namespace
@@ -170,8 +202,12 @@ std::string describe_component(const Model& model, const ComponentStrategy& cs) 
   return cs.component + " " + sto + ": " + pl;
 }
 
+std::string plan_title(const Model& model, const Strategy& s) {
+  return strategy_line(model, s, false, false);
+}
+
 std::string render_plan_table(const Model& model, const PlanReport& r, const RenderOptions& o) {
-  std::string out = header(model, r) + "\n";
+  std::string out = header(model, r);
   Table t({"#", "plan", "VRAM peak", "RAM load / steady", "load", "s/step", "total", "quality"},
           {true, false, true, true, true, true, true, false});
   const bool gpu = !r.hardware.gpus.empty();
@@ -219,43 +255,66 @@ std::string render_plan_table(const Model& model, const PlanReport& r, const Ren
   return out;
 }
 
-std::string render_no_plan(const Model& model, const PlanReport& r) {
-  std::string out = header(model, r) + "\nno viable plan: every one of " +
-                    std::to_string(r.candidates) + " candidates breaks a rule or a budget.\n";
-  // The closest candidate: only budget violations, with the smallest worst overrun.
-  const Rejected* best = nullptr;
-  double best_ratio = 0;
-  for (const auto& rj : r.rejected) {
-    bool budgets_only = !rj.violations.empty();
-    for (const auto& v : rj.violations)
-      budgets_only = budgets_only && v.rule.rfind("budget.", 0) == 0;
-    if (!budgets_only) continue;
-    auto est = estimate(model, rj.strategy, r.hardware, r.workload);
-    if (!est) continue;
-    const std::uint64_t vram = usable(vram_budget(r.hardware), r.options.margin);
-    const std::uint64_t ram = usable(r.hardware.ram_available, r.options.margin);
-    double ratio = 0;
-    if (vram > 0)
-      ratio =
-          std::max(ratio, static_cast<double>(est->vram_peak_bytes) / static_cast<double>(vram));
-    if (ram > 0)
-      ratio = std::max(
-          ratio, static_cast<double>(std::max(est->ram_peak_bytes, est->load_ram_peak_bytes)) /
-                     static_cast<double>(ram));
-    if (best == nullptr || ratio < best_ratio) {
-      best = &rj;
-      best_ratio = ratio;
+namespace {
+
+// One line per budget that `keep` selects; RAM at load and during inference share one budget,
+// so they share a line ("1.12 GiB at load and 1.10 GiB during inference").
+struct NeedLine {
+  BudgetNeed budget;  ///< the larger need of the merged ones
+  std::string label;
+  std::string need;
+};
+
+template <class Keep>
+std::vector<NeedLine> need_lines(const std::vector<BudgetNeed>& v, Keep keep) {
+  std::vector<NeedLine> out;
+  for (const BudgetNeed& b : v) {
+    if (!keep(b)) continue;
+    const bool ram = b.rule == "budget.ram_load" || b.rule == "budget.ram_steady";
+    const std::string when = b.rule == "budget.ram_load" ? " at load" : " during inference";
+    if (ram && !out.empty() && out.back().label == "RAM") {
+      out.back().need += " and " + format_bytes(b.need) + when;
+      if (b.need > out.back().budget.need) out.back().budget = b;
+      continue;
     }
+    out.push_back({b, ram ? std::string("RAM") : budget_label(b.rule),
+                   format_bytes(b.need) + (ram ? when : std::string())});
   }
-  if (best != nullptr) {
-    out +=
-        "the smallest requirement is " + strategy_line(model, best->strategy, false, false) + ":\n";
-    for (const auto& v : best->violations)
-      out += "  " + v.rule + ": " + v.message + "\n    fix: " + v.fix + "\n";
+  return out;
+}
+
+}  // namespace
+
+std::string render_no_plan(const Model& model, const PlanReport& r) {
+  std::string out = header(model, r) + "no viable plan: every one of " +
+                    std::to_string(r.candidates) + " candidates breaks a rule or a budget.\n";
+  const double m = r.options.margin;
+  // The real blocker: a budget that even its least demanding candidate overruns.
+  const auto blockers =
+      need_lines(r.least_needs, [](const BudgetNeed& b) { return b.need > b.usable; });
+  for (const NeedLine& l : blockers)
+    out += "blocked by " + l.label + ": every candidate needs at least " + l.need + "; " +
+           format_bytes(l.budget.usable) + " is usable (" + format_bytes(l.budget.budget) +
+           " less a " + fmt("%.0f%%", m * 100) + " margin)\n";
+  if (r.closest) {
+    if (blockers.empty())
+      out += "blocked by the budgets together: each fits some candidate, no candidate fits all\n";
+    out += "closest plan: " + strategy_line(model, r.closest->strategy, false, false) + "\n";
+    for (const NeedLine& l :
+         need_lines(r.closest->budgets, [](const BudgetNeed& b) { return b.need > b.usable; }))
+      out += "  " + l.label + " needs " + l.need + ", " + format_bytes(l.budget.usable) +
+             " usable: runs with " + budget_fix(l.budget, m) + "\n";
+    std::string fits;
+    for (const NeedLine& l : need_lines(r.closest->budgets, [](const BudgetNeed& b) {
+           return b.need > 0 && b.need <= b.usable;
+         }))
+      fits += (fits.empty() ? "" : ", ") + l.label + " " + l.need + " of " +
+              format_bytes(l.budget.usable);
+    if (!fits.empty()) out += "  fits: " + fits + "\n";
   } else if (!r.rejected.empty()) {
-    out += "every candidate breaks a composition rule, e.g.:\n";
+    out += "blocked by a composition rule: every candidate breaks one, e.g.\n";
     for (const auto& v : r.rejected.front().violations)
-      out += "  " + v.rule + ": " + v.message + "\n";
+      out += "  " + v.rule + ": " + v.message + (v.fix.empty() ? "" : "\n    fix: " + v.fix) + "\n";
   }
   return out;
 }
@@ -265,7 +324,7 @@ std::string render_explain(const Model& model, const PlanReport& r, const std::s
   for (const auto& p : r.plans)
     if (p.id == id) plan = &p;
   if (plan == nullptr) return {};
-  std::string out = header(model, r) + "\nplan " + plan->id + " (" + plan->group + ", quality " +
+  std::string out = header(model, r) + "plan " + plan->id + " (" + plan->group + ", quality " +
                     plan->quality_tier + ")\n  " +
                     strategy_line(model, plan->strategy, false, false) + "\n\n";
   detail::ModelProfile mp = detail::profile_model(model, r.workload);
@@ -294,11 +353,11 @@ std::string render_explain(const Model& model, const PlanReport& r, const std::s
       out += "total seconds, then bytes moved per step, then quality\n";
       break;
     case Preference::memory:
-      out += "VRAM peak, then RAM, then quality\n";
+      out += "VRAM peak / usable + RAM (load or steady) / usable, then quality\n";
       break;
     case Preference::balanced:
       out +=
-          "total / fastest + 0.35 x denoiser tier + 0.10 x encoder tier + 2 x (VRAM use above "
+          "ln(total seconds) + 0.35 x denoiser tier + 0.10 x encoder tier + 2 x (VRAM use above "
           "85%)\n";
       break;
   }
@@ -306,119 +365,55 @@ std::string render_explain(const Model& model, const PlanReport& r, const std::s
   return out;
 }
 
-std::string render_svg(const Model& model, const PlanReport& r, std::size_t count) {
-  const std::size_t n = std::min(count, r.plans.size());
-  const double vram_b = static_cast<double>(vram_budget(r.hardware));
-  const double ram_b = static_cast<double>(r.hardware.ram_available);
-  double scale_max = std::max(vram_b, ram_b);
-  for (std::size_t i = 0; i < n; ++i)
-    for (const auto& ph : r.plans[i].estimate.phases)
-      scale_max = std::max(
-          {scale_max, static_cast<double>(ph.vram_peak), static_cast<double>(ph.ram_peak)});
-  if (scale_max <= 0) scale_max = 1;
-  const int panel_h = 190, bar_h = 140, left = 70, bar_w = 22, gap = 8,
-            phase_w = 2 * bar_w + gap + 24;
-  const int width = left + 4 * phase_w + 260;
-  const int height = 60 + static_cast<int>(n) * panel_h + 40;
-  auto esc = [](std::string s) {
-    std::string o;
-    for (char ch : s) {
-      if (ch == '&')
-        o += "&amp;";
-      else if (ch == '<')
-        o += "&lt;";
-      else if (ch == '>')
-        o += "&gt;";
-      else if (ch == '"')
-        o += "&quot;";
-      else
-        o += ch;
-    }
-    return o;
-  };
-  auto y_of = [&](double bytes, int base) {
-    return base - static_cast<int>(std::lround(bytes / scale_max * bar_h));
-  };
-  std::string s;
-  s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
-       "\" height=\"" + std::to_string(height) +
-       "\" font-family=\"sans-serif\" font-size=\"11\">\n";
-  s += "<title>" + esc(header(model, r)) + "</title>\n";
-  s += "<text x=\"10\" y=\"20\" font-size=\"13\">" + esc(header(model, r)) + "</text>\n";
-  const char* colors[] = {"#4e79a7", "#f28e2b", "#59a14f", "#bab0ac"};
-  const char* names[] = {"weights", "activations", "workspace", "reserve"};
-  for (int k = 0; k < 4; ++k)
-    s += "<rect x=\"" + std::to_string(10 + k * 110) +
-         "\" y=\"30\" width=\"10\" height=\"10\" fill=\"" + colors[k] + "\"/><text x=\"" +
-         std::to_string(24 + k * 110) + "\" y=\"39\">VRAM " + names[k] + "</text>\n";
-  s += "<rect x=\"450\" y=\"30\" width=\"10\" height=\"10\" fill=\"#76b7b2\"/><text x=\"464\" "
-       "y=\"39\">RAM pinned</text>\n";
-  s += "<rect x=\"550\" y=\"30\" width=\"10\" height=\"10\" fill=\"#edc948\"/><text x=\"564\" "
-       "y=\"39\">RAM pageable</text>\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const Plan& p = r.plans[i];
-    const int top = 60 + static_cast<int>(i) * panel_h;
-    const int base = top + 20 + bar_h;
-    s += "<g class=\"plan\" id=\"plan-" + esc(p.id) + "\">\n";
-    s += "<text x=\"10\" y=\"" + std::to_string(top + 12) + "\">#" + esc(p.id) + " " +
-         esc(strategy_line(model, p.strategy, false, false)) + "</text>\n";
-    for (std::size_t k = 0; k < p.estimate.phases.size(); ++k) {
-      const PhaseEstimate& ph = p.estimate.phases[k];
-      const int x = left + static_cast<int>(k) * phase_w;
-      const double parts[] = {
-          static_cast<double>(ph.vram_weights), static_cast<double>(ph.vram_activations),
-          static_cast<double>(ph.vram_workspace), static_cast<double>(ph.vram_reserve)};
-      double acc = 0;
-      for (int q = 0; q < 4; ++q) {
-        const int y0 = y_of(acc, base);
-        acc += parts[q];
-        const int y1 = y_of(acc, base);
-        s += "<rect class=\"bar vram " + std::string(names[q]) + "\" x=\"" + std::to_string(x) +
-             "\" y=\"" + std::to_string(y1) + "\" width=\"" + std::to_string(bar_w) +
-             "\" height=\"" + std::to_string(y0 - y1) + "\" fill=\"" + colors[q] + "\"><title>" +
-             detail::phase_name(ph.phase) + " VRAM " + names[q] + " " +
-             format_bytes(static_cast<std::uint64_t>(parts[q])) + "</title></rect>\n";
-      }
-      const double rparts[] = {static_cast<double>(ph.ram_pinned),
-                               static_cast<double>(ph.ram_pageable)};
-      const char* rcol[] = {"#76b7b2", "#edc948"};
-      const char* rname[] = {"pinned", "pageable"};
-      acc = 0;
-      for (int q = 0; q < 2; ++q) {
-        const int y0 = y_of(acc, base);
-        acc += rparts[q];
-        const int y1 = y_of(acc, base);
-        s += "<rect class=\"bar ram " + std::string(rname[q]) + "\" x=\"" +
-             std::to_string(x + bar_w + 2) + "\" y=\"" + std::to_string(y1) + "\" width=\"" +
-             std::to_string(bar_w) + "\" height=\"" + std::to_string(y0 - y1) + "\" fill=\"" +
-             rcol[q] + "\"><title>" + detail::phase_name(ph.phase) + " RAM " + rname[q] + " " +
-             format_bytes(static_cast<std::uint64_t>(rparts[q])) + "</title></rect>\n";
-      }
-      s += "<text x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(base + 14) + "\">" +
-           detail::phase_name(ph.phase) + "</text>\n";
-    }
-    const int x_end = left + 4 * phase_w;
-    if (vram_b > 0) {
-      const int y = y_of(vram_b, base);
-      s += "<line class=\"budget vram\" x1=\"" + std::to_string(left - 4) + "\" x2=\"" +
-           std::to_string(x_end) + "\" y1=\"" + std::to_string(y) + "\" y2=\"" + std::to_string(y) +
-           "\" stroke=\"#e15759\" stroke-dasharray=\"4 3\"/>\n<text x=\"" +
-           std::to_string(x_end + 4) + "\" y=\"" + std::to_string(y + 4) + "\">VRAM " +
-           format_bytes(static_cast<std::uint64_t>(vram_b)) + "</text>\n";
-    }
-    if (ram_b > 0) {
-      const int y = y_of(ram_b, base);
-      s += "<line class=\"budget ram\" x1=\"" + std::to_string(left - 4) + "\" x2=\"" +
-           std::to_string(x_end) + "\" y1=\"" + std::to_string(y) + "\" y2=\"" + std::to_string(y) +
-           "\" stroke=\"#b07aa1\" stroke-dasharray=\"2 2\"/>\n<text x=\"" +
-           std::to_string(x_end + 4) + "\" y=\"" + std::to_string(y + 14) + "\">RAM " +
-           format_bytes(static_cast<std::uint64_t>(ram_b)) + "</text>\n";
-    }
-    s += "</g>\n";
+nlohmann::json estimate_json(const Estimate& e) {
+  nlohmann::json j = {{"vram_peak_bytes", e.vram_peak_bytes},
+                      {"ram_peak_bytes", e.ram_peak_bytes},
+                      {"load_ram_peak_bytes", e.load_ram_peak_bytes},
+                      {"pinned_bytes", e.pinned_bytes},
+                      {"disk_bytes", e.disk_bytes},
+                      {"load_seconds", e.load_seconds},
+                      {"step_seconds", e.step_seconds},
+                      {"total_seconds", e.total_seconds}};
+  return j;
+}
+
+nlohmann::json estimate_phases_json(const Estimate& e) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const PhaseEstimate& ph : e.phases)
+    a.push_back({{"phase", detail::phase_name(ph.phase)},
+                 {"vram_peak_bytes", ph.vram_peak},
+                 {"vram_weights_bytes", ph.vram_weights},
+                 {"vram_activations_bytes", ph.vram_activations},
+                 {"vram_workspace_bytes", ph.vram_workspace},
+                 {"vram_reserve_bytes", ph.vram_reserve},
+                 {"ram_pinned_bytes", ph.ram_pinned},
+                 {"ram_pageable_bytes", ph.ram_pageable},
+                 {"ram_peak_bytes", ph.ram_peak},
+                 {"seconds", ph.seconds}});
+  return a;
+}
+
+std::string render_estimate(const Estimate& e, const Workload& w, bool gpu) {
+  Table t({"phase", "VRAM peak", "weights", "activations", "RAM peak", "pinned", "seconds"},
+          {false, true, true, true, true, true, true});
+  for (const PhaseEstimate& ph : e.phases) {
+    auto v = [&](std::uint64_t b) { return gpu ? gib(b) + " GiB" : std::string("—"); };
+    std::string secs = fmt("%.1f s", ph.seconds);
+    if (ph.phase == Phase::denoise && w.steps > 0)
+      secs = duration(ph.seconds) + " (" + std::to_string(w.steps) + " x " +
+             fmt(e.step_seconds < 10 ? "%.2f" : "%.1f", e.step_seconds) + " s)";
+    t.add({detail::phase_name(ph.phase), v(ph.vram_peak), v(ph.vram_weights),
+           v(ph.vram_activations), gib(ph.ram_peak) + " GiB", gib(ph.ram_pinned) + " GiB", secs});
   }
-  s += "</svg>\n";
-  return s;
+  std::string out = t.render("  ");
+  out += "  VRAM peak " + (gpu ? gib(e.vram_peak_bytes) + " GiB" : std::string("— (CPU only)"));
+  out += " · RAM load / steady " + gib(e.load_ram_peak_bytes) + " / " + gib(e.ram_peak_bytes) +
+         " GiB · pinned " + gib(e.pinned_bytes) + " GiB · disk written " + gib(e.disk_bytes) +
+         " GiB\n";
+  out += "  load " + fmt("%.0f s", e.load_seconds) + " · " +
+         fmt(e.step_seconds < 10 ? "%.2f" : "%.1f", e.step_seconds) + " s/step · total " +
+         duration(e.total_seconds) + "\n";
+  return out;
 }
 
 nlohmann::json plan_json(const Model& model, const PlanReport& r) {
@@ -433,20 +428,14 @@ nlohmann::json plan_json(const Model& model, const PlanReport& r) {
   w["activation_gib"] =
       r.workload.activation_gib ? json(*r.workload.activation_gib) : json(nullptr);
   j["workload"] = w;
+  j["warnings"] = r.warnings;
   j["plans"] = json::array();
   for (const auto& p : r.plans) {
     const Estimate& e = p.estimate;
     json pj;
     pj["id"] = p.id;
     pj["strategy"] = json::parse(strategy_to_json(p.strategy, -1), nullptr, false);
-    pj["estimate"] = {{"vram_peak_bytes", e.vram_peak_bytes},
-                      {"ram_peak_bytes", e.ram_peak_bytes},
-                      {"load_ram_peak_bytes", e.load_ram_peak_bytes},
-                      {"pinned_bytes", e.pinned_bytes},
-                      {"disk_bytes", e.disk_bytes},
-                      {"load_seconds", e.load_seconds},
-                      {"step_seconds", e.step_seconds},
-                      {"total_seconds", e.total_seconds}};
+    pj["estimate"] = estimate_json(e);
     pj["quality_tier"] = p.quality_tier;
     pj["notes"] = p.notes;
     j["plans"].push_back(std::move(pj));
@@ -459,6 +448,29 @@ nlohmann::json plan_json(const Model& model, const PlanReport& r) {
     for (const auto& v : rj.violations)
       x["violations"].push_back({{"rule", v.rule}, {"message", v.message}});
     j["rejected"].push_back(std::move(x));
+  }
+  if (r.plans.empty()) {
+    auto needs = [&](const std::vector<BudgetNeed>& v, bool only_over) {
+      json a = json::array();
+      for (const auto& b : v)
+        if (!only_over || b.need > b.usable)
+          a.push_back({{"rule", b.rule},
+                       {"need_bytes", b.need},
+                       {"usable_bytes", b.usable},
+                       {"budget_bytes", b.budget}});
+      return a;
+    };
+    // Budgets that every candidate overruns, and the candidate that came closest.
+    j["blockers"] = needs(r.least_needs, true);
+    if (r.closest) {
+      json c;
+      c["strategy"] = json::parse(strategy_to_json(r.closest->strategy, -1), nullptr, false);
+      c["estimate"] = estimate_json(r.closest->estimate);
+      c["budgets"] = needs(r.closest->budgets, false);
+      j["closest"] = std::move(c);
+    } else {
+      j["closest"] = nullptr;
+    }
   }
   return j;
 }

@@ -29,8 +29,23 @@ struct RenderOptions {
 /// pageable) for the best `count` plans, with the budget lines.
 [[nodiscard]] std::string render_svg(const Model& model, const PlanReport& report,
                                      std::size_t count);
-/// The `--json` document: hardware, workload, plans[], rejected[].
+/// The `--json` document: hardware, workload, warnings[], plans[], rejected[]; with no viable
+/// plan also blockers[] and closest.
+
 [[nodiscard]] nlohmann::json plan_json(const Model& model, const PlanReport& report);
+/// The totals of an estimate as `plan --json` writes them (vram_peak_bytes ... total_seconds).
+[[nodiscard]] nlohmann::json estimate_json(const Estimate& estimate);
+/// The phases of an estimate: VRAM parts, RAM pinned / pageable, seconds.
+[[nodiscard]] nlohmann::json estimate_phases_json(const Estimate& estimate);
+/// The estimate table: per phase VRAM peak, weights, activations, RAM peak, pinned, seconds;
+/// then the totals (VRAM peak, RAM at load and steady, load, s/step, total).
+[[nodiscard]] std::string render_estimate(const Estimate& estimate, const Workload& workload,
+                                          bool gpu);
+
+/// "Qwen-Image · RTX 5090 ... · 1328×1328, 50 steps · prefer balanced" (no newline).
+[[nodiscard]] std::string plan_header(const Model& model, const PlanReport& report);
+/// Every component of a strategy, the denoiser first, joined by " · ".
+[[nodiscard]] std::string plan_title(const Model& model, const Strategy& strategy);
 
 /// "transformer bf16: 42/60 blocks resident, 18 streamed" for one component of a strategy.
 [[nodiscard]] std::string describe_component(const Model& model, const ComponentStrategy& cs);

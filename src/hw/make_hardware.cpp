@@ -63,7 +63,7 @@ Result<Hardware> make_hardware(const HardwareOptions& o) noexcept {
                           std::to_string(*o.gpus))
             .with_rule("hardware.gpus")
             .with_hint("drop --gpus or name a GPU preset");
-      if (o.vram)
+      if (o.vram && *o.vram != 0)
         return Status(Errc::invalid_argument,
                       "--gpu none describes a CPU-only machine but --vram was given")
             .with_rule("hardware.gpus")
@@ -88,7 +88,7 @@ Result<Hardware> make_hardware(const HardwareOptions& o) noexcept {
       hw.source += " + preset " + found->id;
     }
   } else if (o.gpus) {
-    if (*o.gpus == 0 && o.vram)
+    if (*o.gpus == 0 && o.vram && *o.vram != 0)
       return Status(Errc::invalid_argument,
                     "--gpus 0 describes a CPU-only machine but --vram was given")
           .with_rule("hardware.gpus")
@@ -102,7 +102,16 @@ Result<Hardware> make_hardware(const HardwareOptions& o) noexcept {
     hw.gpus.assign(*o.gpus, model);
   }
 
-  if (o.vram) {
+  if (o.vram && *o.vram == 0) {
+    // No VRAM means no GPU to plan for: CPU-only, as --gpu none, not a GPU nothing fits on.
+    if ((o.gpus && *o.gpus > 0) || (o.gpu && !hw.gpus.empty()))
+      return Status(Errc::invalid_argument,
+                    "--vram 0 describes a CPU-only machine but a GPU is named (--gpu or --gpus)")
+          .with_rule("hardware.gpus")
+          .with_hint("drop --vram 0 to plan for the GPU, or drop --gpu/--gpus to plan CPU-only");
+    hw.gpus.clear();
+    hw.source += " + cpu-only (--vram 0)";
+  } else if (o.vram) {
     if (hw.gpus.empty()) {
       hw.gpus.push_back(generic_gpu());
       if (o.gpus && *o.gpus > 1) hw.gpus.assign(*o.gpus, hw.gpus.front());

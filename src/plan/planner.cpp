@@ -11,6 +11,7 @@
 #include "plan/estimator.hpp"
 #include "plan/ranking.hpp"
 #include "plan/rules.hpp"
+#include "plan/workload_limits.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -112,7 +113,8 @@ struct Search {
   }
 
   // The rules table over one candidate, with its estimate for the budget rules.
-  std::vector<Violation> check(const Strategy& s, const Estimate* est) {
+  std::vector<Violation> check(const Strategy& s, const Estimate* est,
+                               std::vector<BudgetNeed>* needs = nullptr) {
     detail::RuleContext ctx{model, s, hw, wl, opt, builtin_quantizers(), platform, {}, est};
     for (const auto& cs : s.components) {
       detail::ComponentView v;
@@ -127,6 +129,7 @@ struct Search {
     }
     std::vector<Violation> out;
     for (const auto& rule : detail::rules_table()) rule.check(ctx, out);
+    if (needs != nullptr && !out.empty()) *needs = detail::budget_needs(ctx);
     return out;
   }
 
@@ -146,10 +149,47 @@ struct Search {
     return k;
   }
 
+  // The closest miss: among candidates that break budgets only, the smallest worst need / usable
+  // ratio, then the fewest budgets broken, then the smallest sum of ratios. A budget of 0 counts
+  // its need in bytes, so "0 usable" still prefers the smaller candidate.
+  std::optional<NearMiss> closest;
+  std::vector<double> closest_key;
+  std::vector<BudgetNeed> least_needs;
+
+  void note_miss(const Strategy& s, const Estimate& e, std::vector<BudgetNeed> needs) {
+    double worst = 0, sum = 0, broken = 0;
+    for (const auto& b : needs) {
+      const double ratio =
+          static_cast<double>(b.need) / static_cast<double>(std::max<std::uint64_t>(b.usable, 1));
+      worst = std::max(worst, ratio);
+      if (b.need > b.usable) {
+        sum += ratio;
+        broken += 1;
+      }
+    }
+    for (const auto& b : needs) {
+      auto it = std::find_if(least_needs.begin(), least_needs.end(),
+                             [&](const BudgetNeed& l) { return l.rule == b.rule; });
+      if (it == least_needs.end())
+        least_needs.push_back(b);
+      else if (b.need < it->need)
+        *it = b;
+    }
+    std::vector<double> key{worst, broken, sum};
+    if (closest && !(key < closest_key)) return;
+    closest_key = std::move(key);
+    closest = NearMiss{s, e, std::move(needs)};
+  }
+
   void consider(Strategy s) {
     ++candidates;
     auto est = detail::estimate_profiled(mp, s, hw);
-    std::vector<Violation> v = check(s, est ? &*est : nullptr);
+    std::vector<BudgetNeed> needs;
+    std::vector<Violation> v = check(s, est ? &*est : nullptr, &needs);
+    if (est && !v.empty() && std::all_of(v.begin(), v.end(), [](const Violation& x) {
+          return x.rule.rfind("budget.", 0) == 0;
+        }))
+      note_miss(s, *est, std::move(needs));
     if (!est && v.empty())
       v.push_back({"estimate", "", est.status().message(), "report this strategy as a dmem bug"});
     if (!v.empty()) {
@@ -301,6 +341,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
     return Status(Errc::invalid_argument, "margin must be in [0, 1)").with_rule("plan.margin");
   if (model.components.empty())
     return Status(Errc::invalid_argument, "model '" + model.name + "' has no components");
+  if (Status ws = detail::check_workload(model, workload); !ws.is_ok()) return ws;
   Search S(model, hardware, workload, options);
   {
     Strategy probe;
@@ -530,6 +571,11 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
   report.candidates = S.candidates;
   report.rejected_similar = S.rejected_total - S.rejected.size();
   report.rejected = std::move(S.rejected);
+  report.warnings = detail::workload_warnings(model, workload);
+  if (report.plans.empty()) {
+    report.closest = std::move(S.closest);
+    report.least_needs = std::move(S.least_needs);
+  }
   return report;
 }
 

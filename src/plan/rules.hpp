@@ -71,6 +71,10 @@ using EstimateFn = Result<Estimate> (*)(const Model&, const Strategy&, const Har
     const Workload& workload, const PlanOptions& options,
     const std::vector<QuantizerCaps>& quantizers, EstimateFn estimator) noexcept;
 
+/// Every budget of the context's estimate: VRAM (the tightest GPU the strategy computes on; only
+/// with a GPU), RAM at load, RAM steady, pinned, disk. Empty without an estimate.
+[[nodiscard]] std::vector<BudgetNeed> budget_needs(const RuleContext& ctx);
+
 // Shared wording helpers for rule messages.
 [[nodiscard]] std::string placement_kind_name(PlacementKind kind);
 [[nodiscard]] std::string device_mask_text(std::uint32_t mask);

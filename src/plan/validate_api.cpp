@@ -1,6 +1,7 @@
 // The public validate(): the rules table over the stock capabilities, budgets from estimate().
 // Kept apart from validate.cpp so rule tests can link without the estimator.
 #include "plan/rules.hpp"
+#include "plan/workload_limits.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -8,6 +9,7 @@ inline namespace v1 {
 Result<std::vector<Violation>> validate(const Model& model, const Strategy& strategy,
                                         const Hardware& hardware, const Workload& workload,
                                         const PlanOptions& options) noexcept {
+  if (Status ws = detail::check_workload(model, workload); !ws.is_ok()) return ws;
   return detail::validate_with(model, strategy, hardware, workload, options, builtin_quantizers(),
                                &estimate);
 }

@@ -102,7 +102,7 @@ TEST_CASE("dmem plan --svg writes stacked bars per plan", "[plan][cli]") {
   for (int i = 1; i <= 6; ++i)
     CHECK(text.find("id=\"plan-" + std::to_string(i) + "\"") != std::string::npos);
   CHECK(count("class=\"bar vram weights\"") == 6 * 4);
-  CHECK(text.find("class=\"budget vram\"") != std::string::npos);
+  CHECK(text.find("class=\"budget vram usable\"") != std::string::npos);
 }
 
 TEST_CASE("dmem plan exits 1 with a reason when nothing fits", "[plan][cli]") {
