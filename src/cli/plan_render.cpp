@@ -91,7 +91,14 @@ std::string plan_header(const Model& model, const PlanReport& r) {
                   std::to_string(w.width) + "×" + std::to_string(w.height);
   if (w.frames > 1) s += "×" + std::to_string(w.frames) + " frames";
   if (w.batch > 1) s += ", batch " + std::to_string(w.batch);
-  s += ", " + std::to_string(w.steps) + " steps · prefer " + preference_name(r.options.prefer);
+  s += ", " + std::to_string(w.steps) + " steps";
+  if (w.cfg != Guidance::model_default) {
+    s += ", cfg ";
+    s += guidance_name(w.cfg);
+  }
+  if (w.images > 1) s.append(", ").append(std::to_string(w.images)).append(" images");
+  s += " · prefer ";
+  s += preference_name(r.options.prefer);
   return s;
 }
 
@@ -373,6 +380,8 @@ nlohmann::json estimate_json(const Estimate& e) {
                       {"disk_bytes", e.disk_bytes},
                       {"load_seconds", e.load_seconds},
                       {"step_seconds", e.step_seconds},
+                      {"image_seconds", e.image_seconds},
+                      {"reload_seconds", e.reload_seconds},
                       {"total_seconds", e.total_seconds}};
   return j;
 }
@@ -425,6 +434,8 @@ nlohmann::json plan_json(const Model& model, const PlanReport& r) {
             {"frames", r.workload.frames}, {"batch", r.workload.batch},
             {"steps", r.workload.steps},   {"prefer", preference_name(r.options.prefer)},
             {"margin", r.options.margin}};
+  w["cfg"] = guidance_name(r.workload.cfg);
+  w["images"] = r.workload.images;
   w["activation_gib"] =
       r.workload.activation_gib ? json(*r.workload.activation_gib) : json(nullptr);
   j["workload"] = w;
