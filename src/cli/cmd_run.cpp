@@ -16,6 +16,7 @@
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
 #include "cli/output.hpp"
+#include "cli/plan_render.hpp"
 #include "cli/table.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
@@ -312,6 +313,8 @@ int run_run(const Args& args) {
     auto report = make_plans(model, machine->hardware, machine->workload, machine->options);
     if (!report) return fail(report.status().to_string());
     if (report->plans.empty()) {
+      // What blocks every candidate, and the closest plan with the flags that would run it.
+      if (!vm["json"].as<bool>()) std::fputs(render_no_plan(model, *report).c_str(), stderr);
       return fail(Status(Errc::out_of_memory, "no viable plan for this machine")
                       .with_rule("run.no_plan")
                       .with_hint("`dmem plan` lists what was rejected and why")
