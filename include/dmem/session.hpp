@@ -88,8 +88,8 @@ struct SessionOptions {
   std::uint32_t headroom_interval_ms = 5;
   /// Free and total memory of the compute device. Null: the device's own query (cudaMemGetInfo
   /// on CUDA; on the CPU device the simulated device when there is one, else MemAvailable and
-  /// MemTotal of the system). Called from the session's threads without its locks held; it may
-  /// call Session::stats().
+  /// MemTotal of the system). Called from the session's threads (several at once) without its
+  /// locks held.
   std::function<DeviceMemoryInfo()> memory_probe;
   /// CPU device only: draw device memory from this simulated device shared with other
   /// programs, so allocations fail when they hold it (see SimulatedDevice).
