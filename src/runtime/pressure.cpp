@@ -105,7 +105,7 @@ TrimReport Session::Impl::shrink_to(std::uint64_t target, std::uint64_t requeste
   }
   trimmed_bytes += report.freed;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  trace.span(lane_host, "evict", std::string(pressure_kind_name(kind)), trace_t0, trace.now_ns(),
+  trace.span(lane_host, "pressure", std::string(pressure_kind_name(kind)), trace_t0, trace.now_ns(),
              {{"bytes", report.freed}});
   notify({kind, requested, report.freed, report.complete(), {}});
   cv.notify_all();
