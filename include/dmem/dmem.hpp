@@ -15,6 +15,7 @@
 #include "dmem/quantizer.hpp"           // IWYU pragma: export
 #include "dmem/quantizer_instance.hpp"  // IWYU pragma: export
 #include "dmem/session.hpp"             // IWYU pragma: export
+#include "dmem/simulated_device.hpp"    // IWYU pragma: export
 #include "dmem/status.hpp"              // IWYU pragma: export
 #include "dmem/strategy.hpp"            // IWYU pragma: export
 #include "dmem/synthetic.hpp"           // IWYU pragma: export

@@ -13,6 +13,7 @@
 
 #include "dmem/dtype.hpp"
 #include "dmem/model.hpp"
+#include "dmem/simulated_device.hpp"
 #include "dmem/status.hpp"
 #include "dmem/strategy.hpp"
 
@@ -35,6 +36,24 @@ struct LoadProgress {
   double seconds = 0;
   double bytes_per_second = 0;
   double eta_seconds = 0;
+};
+
+/// What the session did under memory pressure, reported through SessionOptions::on_pressure.
+enum class PressureKind : std::uint8_t {
+  allocation,  ///< a device allocation failed; idle weights were evicted and it was retried
+  trim,        ///< Session::trim
+  budget,      ///< Session::set_budget
+  make_room,   ///< Session::make_room (the host's own out-of-memory)
+  headroom,    ///< another program took device memory and headroom mode gave some back
+};
+[[nodiscard]] std::string_view pressure_kind_name(PressureKind kind) noexcept;
+
+struct PressureEvent {
+  PressureKind kind = PressureKind::allocation;
+  std::uint64_t requested = 0;  ///< bytes the allocation or the call needed
+  std::uint64_t freed = 0;      ///< device bytes returned by evicting
+  bool resolved = false;        ///< the allocation succeeded / the call freed what it needed
+  std::string_view what;        ///< the module or tensor being allocated, when there is one
 };
 
 struct SessionOptions {
@@ -68,6 +87,39 @@ struct SessionOptions {
   /// session discovers plugins itself (DMEM_PLUGIN_PATH, the installed folder, plugins/ beside
   /// the executable). Must outlive the session when given.
   const PluginRegistry* plugins = nullptr;
+
+  /// Headroom mode: keep this many bytes of the device free counting every other process (0 =
+  /// off). Free memory is sampled at each acquire and every `headroom_interval_ms` (0: at
+  /// acquires only); when another program grows, idle weights are evicted until the headroom is
+  /// back; when it leaves, residency grows again. Weights an acquire needs now are never refused
+  /// for the headroom's sake (SessionStats::headroom_overruns counts those loads).
+  std::uint64_t headroom = 0;
+  std::uint32_t headroom_interval_ms = 5;
+  /// Free and total memory of the compute device. Null: the device's own query (cudaMemGetInfo
+  /// on CUDA; on the CPU device the simulated device when there is one, else MemAvailable and
+  /// MemTotal of the system). Called from the session's threads (several at once) without its
+  /// locks held.
+  std::function<DeviceMemoryInfo()> memory_probe;
+  /// CPU device only: draw device memory from this simulated device shared with other
+  /// programs, so allocations fail when they hold it (see SimulatedDevice).
+  std::shared_ptr<SimulatedDevice> simulated_device;
+  /// Told what the session did under memory pressure, from the thread that met it (possibly
+  /// with the session's lock held: must not call back into the session).
+  std::function<void(const PressureEvent&)> on_pressure;
+};
+
+/// What trim(), set_budget() and make_room() did.
+struct TrimReport {
+  std::uint64_t requested = 0;        ///< bytes asked for
+  std::uint64_t freed = 0;            ///< device bytes returned to the driver (or the system)
+  std::uint64_t in_use = 0;           ///< device store after the call
+  std::uint64_t held_by_handles = 0;  ///< idle weights only can go: these are acquired now
+  std::uint64_t kept_by_plan = 0;     ///< resident weights, whose only copy is on the device
+  std::uint64_t host_buffers = 0;     ///< allocate_buffer() memory and upcast scratch
+  double seconds = 0;                 ///< how long the call took
+  /// Why less than requested was freed; empty when the call did all it was asked.
+  std::string reason;
+  [[nodiscard]] bool complete() const noexcept { return reason.empty(); }
 };
 
 /// The memory of one store.
@@ -92,8 +144,16 @@ struct SessionStats {
   std::uint64_t disk_reads = 0;      ///< reads from the disk tier after load
   std::uint64_t evictions = 0;
   std::uint64_t evicted_bytes = 0;
-  std::uint64_t pin_calls = 0;  ///< pinned-memory allocations (all made during load)
-  bool direct_io = false;       ///< every checkpoint file was read with O_DIRECT (SessionOptions)
+  std::uint64_t pin_calls = 0;          ///< pinned-memory allocations (all made during load)
+  std::uint64_t alloc_retries = 0;      ///< device allocations that failed and were retried after
+                                        ///< evicting idle weights
+  std::uint64_t alloc_failures = 0;     ///< device allocations that failed even after evicting
+  std::uint64_t trimmed_bytes = 0;      ///< freed by trim/set_budget/make_room/headroom
+  std::uint64_t headroom_shrinks = 0;   ///< times headroom mode evicted for another program
+  std::uint64_t headroom_overruns = 0;  ///< loads an acquire needed beyond the headroom
+  std::uint64_t headroom_limit = 0;     ///< device bytes headroom mode allows dmem now (0 when
+                                        ///< off or when other programs leave no room)
+  bool direct_io = false;  ///< every checkpoint file was read with O_DIRECT (SessionOptions)
   /// The disk tier's transformed weights came from the cache file of an earlier session
   /// (SessionOptions::cache_dir) instead of being transformed again.
   bool cache_reused = false;
@@ -197,6 +257,21 @@ class Session {
   /// Marks steps and phases on the timeline (no effect without tracing).
   void begin_step(std::uint32_t index) noexcept;
   void end_step() noexcept;
+
+  /// Gives `bytes` of device memory back now: evicts idle weights by policy (least recently used
+  /// first, prefetched ones last), waits for copies in flight and unmaps what it evicted before
+  /// returning. kAll frees every idle weight. Any thread, any time.
+  static constexpr std::uint64_t kAll = ~std::uint64_t{0};
+  [[nodiscard]] TrimReport trim(std::uint64_t bytes) noexcept;
+  /// Changes a store's budget at any time from any thread. Lowering the device budget evicts
+  /// until the store fits before returning (what acquired handles hold stays and is reported);
+  /// raising it lets residency grow over the next steps. Pinned and pageable budgets may not go
+  /// below what the plan parks there (runtime.budget.<store>); the disk store has none.
+  [[nodiscard]] Result<TrimReport> set_budget(StoreKind store, std::uint64_t bytes) noexcept;
+  /// The host's own allocation of `bytes` failed (its activations): frees at least that much
+  /// device memory if idle weights allow, and room for it within the device budget, so the host
+  /// can retry the same step. complete() is false when it could not.
+  [[nodiscard]] TrimReport make_room(std::uint64_t bytes) noexcept;
 
   [[nodiscard]] SessionStats stats() const noexcept;
   /// Writes the timeline as Chrome trace JSON (SessionOptions::trace must have been set).

@@ -33,7 +33,7 @@ namespace {
 constexpr const char* kHelp =
     R"(usage: dmem run <model> [--plan N | --strategy s.json] [--device cpu|cuda] [--steps N]
                 [--scale-down F] [--tokens N] [--io-threads N] [--direct-io]
-                [--trace t.json] [--json] [machine flags]
+                [--headroom SIZE] [--trace t.json] [--json] [machine flags]
 
 Loads the model by a plan and runs a synthetic denoising workload through a Session: every
 block of the encoders, the denoiser (each step, once per guidance pass) and the VAE is acquired
@@ -41,7 +41,9 @@ in execution order and its linear layers run on activations of the workload's to
 the plan's estimate is printed beside the measured peak of every store and the seconds per step.
 Catalog models have no weights: --scale-down F writes a temporary copy with generated weights,
 hidden sizes, layer counts and token counts divided by F (docs/runtime.md). On the CPU device the
-plan's GPU is played by a device arena whose budget is the plan's VRAM peak.
+plan's GPU is played by a device arena whose budget is the plan's VRAM peak. --headroom SIZE
+keeps SIZE of the device free for other programs while it runs (docs/budgets.md; on the CPU
+device, of the system's available RAM).
 Exit status: 0 ran, 1 the plan does not fit (no viable plan, or a budget was hit), 2 bad input.)";
 
 int fail(const std::string& what, int status = kExitBadInput) {
@@ -189,6 +191,7 @@ int run_run(const Args& args) {
       "tokens", po::value<std::string>(), "denoiser tokens per pass (default: from the workload)")(
       "io-threads", po::value<std::string>(), "loader threads (default 2)")(
       "direct-io", po::bool_switch(), "read checkpoints with O_DIRECT (bypass the page cache)")(
+      "headroom", po::value<std::string>(), "keep SIZE of the device free for other programs")(
       "trace", po::value<std::string>(), "write the timeline as Chrome trace JSON to FILE")(
       "json", po::bool_switch(), "print the result as JSON");
   add_machine_options(desc);
@@ -224,6 +227,15 @@ int run_run(const Args& args) {
     options.io_threads = static_cast<std::uint32_t>(n);
   }
   options.direct_io = vm["direct-io"].as<bool>();
+  if (vm.count("headroom")) {
+    const std::string t = vm["headroom"].as<std::string>();
+    auto bytes = parse_bytes(t);
+    if (!bytes || *bytes == 0)
+      return fail(flag_error("--headroom", t, "a size such as 2GiB")
+                      .with_hint("--headroom 2GiB")
+                      .to_string());
+    options.headroom = *bytes;
+  }
   double factor = 1;
   if (vm.count("scale-down")) {
     const std::string t = vm["scale-down"].as<std::string>();
@@ -507,6 +519,11 @@ int run_run(const Args& args) {
                   {"evictions", st.evictions},
                   {"pin_calls", st.pin_calls},
                   {"disk_reads", st.disk_reads}};
+    j["pressure"] = {{"headroom", options.headroom},
+                     {"headroom_shrinks", st.headroom_shrinks},
+                     {"headroom_overruns", st.headroom_overruns},
+                     {"alloc_retries", st.alloc_retries},
+                     {"trimmed_bytes", st.trimmed_bytes}};
     print_json(j);
     return kExitOk;
   }
@@ -555,6 +572,17 @@ int run_run(const Args& args) {
                 static_cast<unsigned long long>(st.prefetch_hits),
                 static_cast<unsigned long long>(st.evictions));
   out += line;
+  if (options.headroom != 0 || st.alloc_retries != 0) {
+    std::snprintf(line, sizeof line,
+                  "pressure  headroom %s: %llu shrinks (%s given back), %llu loads past it · %llu "
+                  "allocations retried\n",
+                  options.headroom == 0 ? "off" : format_bytes(options.headroom).c_str(),
+                  static_cast<unsigned long long>(st.headroom_shrinks),
+                  format_bytes(st.trimmed_bytes).c_str(),
+                  static_cast<unsigned long long>(st.headroom_overruns),
+                  static_cast<unsigned long long>(st.alloc_retries));
+    out += line;
+  }
   if (!trace_path.empty()) out += "trace     " + trace_path + " (dmem report " + trace_path + ")\n";
   print_text(out);
   return kExitOk;

@@ -50,9 +50,13 @@ class ComputeDevice {
   [[nodiscard]] virtual Status cast(DType from, const void* src, DType to, void* dst,
                                     std::uint64_t count) noexcept = 0;
   [[nodiscard]] virtual Status linear(const LinearArgs& args) noexcept = 0;
+  /// Free and total memory of the device counting every process (headroom mode's probe).
+  [[nodiscard]] virtual Result<DeviceMemoryInfo> memory_info() noexcept = 0;
 };
 
-/// The CPU device (always available).
-[[nodiscard]] std::unique_ptr<ComputeDevice> make_cpu_device() noexcept;
+/// The CPU device (always available). With `simulated`, its memory is drawn from that simulated
+/// device shared with other programs.
+[[nodiscard]] std::unique_ptr<ComputeDevice> make_cpu_device(
+    std::shared_ptr<SimulatedDevice> simulated = nullptr) noexcept;
 
 }  // namespace dmem::detail

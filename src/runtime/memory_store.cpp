@@ -2,13 +2,13 @@
 
 namespace dmem::detail {
 
-bool MemoryStore::try_reserve(std::uint64_t bytes) noexcept {
+bool MemoryStore::try_reserve_within(std::uint64_t bytes, std::uint64_t limit) noexcept {
   std::uint64_t now = in_use_.load();
   std::uint64_t next = 0;
   do {
     if (now > UINT64_MAX - bytes) return false;
     next = now + bytes;
-    if (budget_ != 0 && next > budget_) return false;
+    if (next > limit) return false;
   } while (!in_use_.compare_exchange_weak(now, next));
   std::uint64_t peak = peak_.load();
   while (next > peak && !peak_.compare_exchange_weak(peak, next)) {

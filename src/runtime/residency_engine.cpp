@@ -1,7 +1,8 @@
 // The residency engine: makes groups resident on acquire, prefetches the next ones in execution
 // order on a copy worker, drops groups after use or at phase ends, and evicts idle groups when
 // the device budget needs room. Offloading never copies back: a group's home (pinned or pageable
-// region, checkpoint file, cache file) still holds its bytes, so eviction only frees memory.
+// region, checkpoint file, cache file) still holds its bytes, so eviction only frees memory; the
+// same eviction makes a failed device allocation succeed on retry (another program took memory).
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -42,11 +43,11 @@ Status Session::Impl::read_home(const TensorSlot& slot, void* dst) noexcept {
       .with_rule("runtime.state");
 }
 
-Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane) noexcept {
+Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane, bool urgent) noexcept {
   const auto& group = layout.groups[g];
   const detail::NvtxRange nvtx(detail::NvtxKind::copy, group.name.c_str());
   const std::uint64_t t0 = trace.now_ns();
-  auto memory = device->allocate(group.device_bytes);
+  auto memory = allocate_device(group.device_bytes, urgent, group.name, nullptr);
   if (!memory) return memory.status();
   bool from_disk = false;
   for (std::uint32_t ti : group.tensors) {
@@ -81,20 +82,73 @@ void Session::Impl::evict(std::uint32_t g) noexcept {
   trace.instant(lane_host, "evict", group.name, {{"bytes", group.device_bytes}});
 }
 
+std::int64_t Session::Impl::pick_victim(bool urgent) const noexcept {
+  std::int64_t victim = -1;
+  const auto better = [&](std::uint32_t g) {
+    if (victim < 0) return true;
+    const GroupState& v = groups[static_cast<std::size_t>(victim)];
+    const GroupState& s = groups[g];
+    // Prefetched groups are needed soonest: they go last.
+    if (s.prefetched != v.prefetched) return !s.prefetched;
+    return s.last_use < v.last_use;
+  };
+  for (std::uint32_t g = 0; g < groups.size(); ++g) {
+    const GroupState& s = groups[g];
+    if (s.state != State::resident || s.pins != 0 || layout.groups[g].keep) continue;
+    if (s.prefetched && !urgent) continue;
+    if (better(g)) victim = g;
+  }
+  return victim;
+}
+
 bool Session::Impl::reserve_device(std::uint64_t bytes, bool urgent) noexcept {
-  while (!device_store.try_reserve(bytes)) {
-    // Least recently used idle group; prefetched-but-unused ones only when urgent.
-    std::int64_t victim = -1;
-    for (std::uint32_t g = 0; g < groups.size(); ++g) {
-      const GroupState& s = groups[g];
-      if (s.state != State::resident || s.pins != 0 || layout.groups[g].keep) continue;
-      if (s.prefetched && !urgent) continue;
-      if (victim < 0 || s.last_use < groups[static_cast<std::size_t>(victim)].last_use) victim = g;
-    }
-    if (victim < 0) return false;
+  while (true) {
+    if (device_store.try_reserve_within(bytes, device_limit())) return true;
+    const std::int64_t victim = pick_victim(urgent);
+    if (victim < 0) break;
     evict(static_cast<std::uint32_t>(victim));
   }
-  return true;
+  // Headroom is kept for other programs only as far as the weights in use allow: what an
+  // acquire needs now goes past it (within the budget) rather than fail the host's step.
+  if (urgent && headroom_limit.load() != UINT64_MAX && device_store.try_reserve(bytes)) {
+    headroom_overruns += 1;
+    return true;
+  }
+  return false;
+}
+
+Result<void*> Session::Impl::allocate_device(std::uint64_t bytes, bool urgent,
+                                             std::string_view what,
+                                             std::unique_lock<std::mutex>* lock) noexcept {
+  std::uint64_t freed = 0;
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    auto memory = device->allocate(bytes);
+    if (memory || memory.status().code() != Errc::out_of_memory) {
+      if (memory && attempt > 0) {
+        std::unique_lock<std::mutex> own;
+        if (lock == nullptr) own = std::unique_lock<std::mutex>(mu);
+        alloc_retries += 1;
+        notify({PressureKind::allocation, bytes, freed, true, what});
+      }
+      return memory;
+    }
+    // The device is out of memory although the budget allowed it: someone else holds it. Give
+    // back idle weights, by the same policy as the budget, and try again.
+    std::unique_lock<std::mutex> own;
+    if (lock == nullptr) own = std::unique_lock<std::mutex>(mu);
+    const std::int64_t victim = pick_victim(urgent);
+    if (victim < 0) {
+      alloc_failures += 1;
+      notify({PressureKind::allocation, bytes, freed, false, what});
+      Status status = memory.status();
+      return std::move(status).with_hint(
+          "the device is out of memory with every idle weight evicted: other programs or the "
+          "host's own buffers hold it; free some (Session::trim/make_room in another session) "
+          "or plan for less device memory");
+    }
+    freed += layout.groups[static_cast<std::size_t>(victim)].device_bytes;
+    evict(static_cast<std::uint32_t>(victim));
+  }
 }
 
 void Session::Impl::record_order(std::uint32_t c, std::uint32_t g) noexcept {
@@ -152,7 +206,7 @@ void Session::Impl::worker_loop() noexcept {
     if (!reserve_device(layout.groups[g].device_bytes, false)) continue;  // no room: skip
     s.state = State::loading;
     lock.unlock();
-    Status status = onload(g, lane_copy);
+    Status status = onload(g, lane_copy, false);
     lock.lock();
     if (status) {
       s.state = State::resident;
@@ -268,7 +322,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
       }
       s.state = State::loading;
       lock.unlock();
-      Status status = onload(g, lane_host);
+      Status status = onload(g, lane_host, true);
       lock.lock();
       if (!status) {
         device_store.release(layout.groups[g].device_bytes);
@@ -277,6 +331,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
         return status;
       }
       s.state = State::resident;
+      cv.notify_all();  // trim() and finish() wait for loads in flight
     }
     s.last_use = ++clock;
   }
@@ -308,7 +363,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
       const std::uint64_t bytes = dtype_bytes(cl.compute_dtype, elems).value_or(0);
       Result<void*> memory = Status(Errc::out_of_memory, "no room for the upcast copy");
       if (reserve_device(bytes, true)) {
-        memory = device->allocate(bytes);
+        memory = allocate_device(bytes, true, slot.info->name, &lock);
         if (!memory) device_store.release(bytes);
       }
       if (!memory) {

@@ -41,6 +41,7 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
 }
 
 Session::Impl::~Impl() {
+  stop_watcher();
   stop_worker();
   for (std::uint32_t g = 0; g < groups.size(); ++g) {
     if (groups[g].memory != nullptr) {
@@ -79,7 +80,7 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
       }
     }
   } else {
-    impl->device = detail::make_cpu_device();
+    impl->device = detail::make_cpu_device(options.simulated_device);
   }
   if (!impl->device) return Status(Errc::out_of_memory, "could not create the compute device");
   // Quantizers for quantized storage, from the host's registry or one discovered here.
@@ -139,6 +140,8 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
   DMEM_TRY(impl->prepare());
   DMEM_TRY(impl->load());
   impl->start_worker();
+  impl->sample_headroom();
+  impl->start_watcher();
   return Session(std::move(impl));
 }
 
@@ -150,6 +153,7 @@ std::vector<std::string> Session::modules(std::string_view component) const {
 
 Result<Acquired> Session::acquire(std::string_view component, std::string_view module) noexcept {
   if (!impl_) return Status(Errc::invalid_argument, "acquire on a closed session");
+  impl_->sample_headroom();  // acquire boundaries are where another program's growth is seen
   auto handle = impl_->acquire(component, module);
   if (!handle) return handle.status();
   handle.value()->session = impl_;
@@ -256,7 +260,7 @@ Result<void*> Session::allocate_buffer(std::uint64_t bytes) noexcept {
           .with_hint("release handles, or raise the device budget");
     }
   }
-  auto memory = impl_->device->allocate(bytes);
+  auto memory = impl_->allocate_device(bytes, true, "host buffer", nullptr);
   if (!memory) impl_->device_store.release(bytes);
   return memory;
 }
@@ -331,6 +335,13 @@ SessionStats Session::stats() const noexcept {
   s.evictions = i.evictions;
   s.evicted_bytes = i.evicted_bytes;
   s.pin_calls = i.pin_calls;
+  s.alloc_retries = i.alloc_retries;
+  s.alloc_failures = i.alloc_failures;
+  s.trimmed_bytes = i.trimmed_bytes;
+  s.headroom_shrinks = i.headroom_shrinks;
+  s.headroom_overruns = i.headroom_overruns;
+  const std::uint64_t limit = i.headroom_limit.load();
+  s.headroom_limit = limit == UINT64_MAX ? 0 : limit;
   s.direct_io = i.direct_io_active;
   s.cache_reused = i.cache_reused;
   return s;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -62,13 +63,34 @@ struct Session::Impl {
   // Reserves device bytes, evicting idle groups (lock held). Prefetched-unused groups are evicted
   // only when `urgent` (an acquire needs the room now).
   bool reserve_device(std::uint64_t bytes, bool urgent) noexcept;
-  void evict(std::uint32_t group) noexcept;                         // lock held
-  Status onload(std::uint32_t group, std::uint32_t lane) noexcept;  // lock not held
+  void evict(std::uint32_t group) noexcept;  // lock held
+  // The idle group to evict next (lock held): least recently used, prefetched-unused ones last
+  // and only when `urgent`; -1 when none.
+  std::int64_t pick_victim(bool urgent) const noexcept;
+  // Device memory; when the device itself is out of memory (another program, the host's own
+  // allocations), evicts idle groups and retries before failing. `lock` is the session's lock
+  // when the caller holds it, else null.
+  Result<void*> allocate_device(std::uint64_t bytes, bool urgent, std::string_view what,
+                                std::unique_lock<std::mutex>* lock) noexcept;
+  Status onload(std::uint32_t group, std::uint32_t lane,
+                bool urgent) noexcept;  // lock not held
   Status read_home(const detail::TensorSlot& slot, void* dst) noexcept;
   void record_order(std::uint32_t component, std::uint32_t group) noexcept;
   void schedule_prefetch(std::uint32_t component, std::uint32_t group) noexcept;
   void worker_loop() noexcept;
 
+  // ---- pressure (pressure.cpp) ------------------------------------------------------------
+  // Evicts idle groups until the device store holds at most `target` bytes, after dropping
+  // queued prefetches and waiting for copies in flight; reports what stayed and why.
+  TrimReport shrink_to(std::uint64_t target, std::uint64_t requested, PressureKind kind,
+                       std::unique_lock<std::mutex>& lock) noexcept;
+  // Headroom mode: samples free device memory and lowers or raises the device limit.
+  void sample_headroom() noexcept;
+  void start_watcher() noexcept;
+  void stop_watcher() noexcept;
+  void notify(const PressureEvent& event) const noexcept;
+  // min(device budget, headroom limit); UINT64_MAX when neither limits.
+  [[nodiscard]] std::uint64_t device_limit() const noexcept;
   Model model;
   SessionOptions options;
   detail::ResidencyLayout layout;
@@ -101,10 +123,18 @@ struct Session::Impl {
   bool stopping = false;
   std::uint64_t clock = 0;
 
+  // headroom mode
+  std::atomic<std::uint64_t> headroom_limit{UINT64_MAX};  // UINT64_MAX: no limit
+  std::thread watcher;
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  bool watch_stop = false;
+
   // statistics (under mu unless atomic)
   std::uint64_t acquires = 0, prefetch_hits = 0, stalls = 0, copies_to_device = 0,
                 bytes_to_device = 0, copies_to_host = 0, disk_reads = 0, evictions = 0,
-                evicted_bytes = 0, pin_calls = 0;
+                evicted_bytes = 0, pin_calls = 0, alloc_retries = 0, alloc_failures = 0,
+                trimmed_bytes = 0, headroom_shrinks = 0, headroom_overruns = 0;
   double stall_seconds = 0;
   std::uint64_t load_bytes = 0;
   double load_seconds = 0;

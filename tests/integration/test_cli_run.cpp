@@ -65,6 +65,20 @@ TEST_CASE("dmem run refuses catalog models without --scale-down and bad flags", 
   CHECK(run_command(cli_path() + " run flux1-dev --scale-down 16 --device tpu", &out) == 2);
   CHECK(run_command(cli_path() + " run flux1-dev --scale-down 16 --plan 1 --strategy x.json",
                     &out) == 2);
+  CHECK(run_command(cli_path() + " run flux1-dev --scale-down 16 --headroom lots", &out) == 2);
+  CHECK(out.find("--headroom") != std::string::npos);
+}
+
+TEST_CASE("dmem run --headroom runs and reports what headroom mode did",
+          "[runtime][cli][pressure]") {
+  int rc = 0;
+  // On the CPU device the headroom counts the system's available RAM: 1 MiB is always free.
+  const auto j =
+      run_json("flux1-dev --scale-down 64 --vram 2GiB --ram 8GiB --steps 2 --headroom 1MiB", &rc);
+  REQUIRE(rc == 0);
+  CHECK(j["pressure"]["headroom"] == 1048576);
+  CHECK(j["pressure"]["headroom_overruns"] == 0);
+  CHECK(j["moves"]["copies_to_host"] == 0);
 }
 
 TEST_CASE("dmem run executes a hand-written group-offload strategy", "[runtime][cli]") {

@@ -75,7 +75,7 @@ Strategy one_component(const Placement& placement, const Storage& storage) {
 }
 
 Result<std::uint64_t> run_workload(Session& session, std::uint32_t steps, std::size_t tokens,
-                                   const std::string& component) {
+                                   const std::string& component, const WorkloadHooks* hooks) {
   std::uint64_t hash = 1469598103934665603ull;
   const auto modules = session.modules(component);
   std::vector<float> x;
@@ -96,8 +96,14 @@ Result<std::uint64_t> run_workload(Session& session, std::uint32_t steps, std::s
         std::uint64_t rng = in * 7 + out;
         for (auto& v : x) v = uniform(rng);
         y.assign(tokens * out, 0.0f);
+        const std::uint64_t activation_bytes = (x.size() + y.size()) * sizeof(float);
+        if (hooks != nullptr && hooks->allocate) {
+          Status allocated = hooks->allocate(activation_bytes);
+          if (!allocated) return allocated;
+        }
         Status status =
             session.linear(*handle, name.substr(0, name.size() - 7), x.data(), tokens, y.data());
+        if (hooks != nullptr && hooks->release) hooks->release(activation_bytes);
         if (!status) return status;
         for (float v : y) {
           std::uint32_t bits = 0;

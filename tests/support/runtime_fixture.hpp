@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,17 @@ Model make_block_model(const std::string& path, std::uint32_t blocks = 6, std::u
 /// A strategy for the model's one component.
 Strategy one_component(const Placement& placement, const Storage& storage = {});
 
+/// The host's own memory around each linear layer (its activations): `allocate` is called with
+/// the layer's activation bytes before it runs (a failure ends the workload) and `release` after.
+struct WorkloadHooks {
+  std::function<Status(std::uint64_t bytes)> allocate;
+  std::function<void(std::uint64_t bytes)> release;
+};
+
 /// Runs `steps` passes: acquire every module in order, run each linear leaf on `tokens`
 /// deterministic activations; returns a checksum of all outputs (or the first failure).
 Result<std::uint64_t> run_workload(Session& session, std::uint32_t steps, std::size_t tokens = 5,
-                                   const std::string& component = "transformer");
+                                   const std::string& component = "transformer",
+                                   const WorkloadHooks* hooks = nullptr);
 
 }  // namespace dmem::test

@@ -219,6 +219,14 @@ class CudaDevice final : public ComputeDevice {
     return err == cudaSuccess ? Status::ok() : cuda_error("linear kernel", err);
   }
 
+  Result<DeviceMemoryInfo> memory_info() noexcept override {
+    cudaSetDevice(index_);
+    std::size_t free_bytes = 0, total_bytes = 0;
+    const cudaError_t err = cudaMemGetInfo(&free_bytes, &total_bytes);
+    if (err != cudaSuccess) return cuda_error("cudaMemGetInfo", err);
+    return DeviceMemoryInfo{free_bytes, total_bytes};
+  }
+
  private:
   CUmemAllocationProp props() const {
     CUmemAllocationProp prop{};
