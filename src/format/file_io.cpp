@@ -380,8 +380,13 @@ Status TempFile::allocate(std::uint64_t size) noexcept {
   do {
     err = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
   } while (err == EINTR);
-  // Some file systems cannot preallocate; the writes then find a full disk themselves.
-  if (err == 0 || err == EOPNOTSUPP || err == EINVAL) return Status::ok();
+  if (err == 0) return Status::ok();
+  // Some file systems cannot preallocate: the file still gets its size (a GGUF file may end in
+  // padding nobody writes) and the writes find a full disk themselves.
+  if (err == EOPNOTSUPP || err == EINVAL) {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) == 0) return Status::ok();
+    err = errno;
+  }
   return write_failed(err);
 }
 

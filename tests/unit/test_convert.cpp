@@ -16,6 +16,7 @@
 #include "dmem/catalog.hpp"
 #include "dmem/checkpoint.hpp"
 #include "dmem/convert.hpp"
+#include "dmem/module_tree.hpp"
 #include "dmem/plugin_registry.hpp"
 #include "dmem/synthetic.hpp"
 #include "dmem/tensor_source.hpp"
@@ -484,4 +485,31 @@ TEST_CASE("convert: output path policy and clear errors", "[convert]") {
   REQUIRE(back.has_value());
   CHECK(back->components.size() == flux.components.size());
   CHECK(back->pipeline_class == flux.pipeline_class);
+}
+
+TEST_CASE("convert: the module tree recognises bitsandbytes-serialised weights",
+          "[convert][module_tree]") {
+  for (const auto& [file, kind] : {std::pair<std::string, std::string>{"nf4_dq", "bnb nf4"},
+                                   {"fp4", "bnb fp4"},
+                                   {"int8", "bnb int8"}}) {
+    INFO(file);
+    auto model = open_model(kGolden + file + ".safetensors");
+    REQUIRE(model.has_value());
+    const ComponentSummary s = summarize(model->components.front());
+    CHECK(s.prequantized == kind);
+    // The quantization state belongs to its Linear: five linears and the norm.
+    CHECK(s.leaves.size() == 6);
+    CHECK(s.linear_bytes == 0);  // nothing left for a quantizer or a cast to act on
+    CHECK(s.castable_bytes == 0);
+    std::uint64_t leaf_bytes = 0;
+    for (const LeafInfo& l : s.leaves) {
+      leaf_bytes += l.bytes;
+      CHECK(l.prequantized.empty() == (l.name == "transformer_blocks.0.norm1"));
+    }
+    CHECK(leaf_bytes == s.bytes);
+    std::uint64_t norm = 0;
+    for (const LeafInfo& l : s.leaves)
+      if (l.name == "transformer_blocks.0.norm1") norm = l.bytes;
+    CHECK(s.prequantized_bytes == s.bytes - norm);
+  }
 }
