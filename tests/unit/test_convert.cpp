@@ -1,9 +1,13 @@
 // dmem convert (library): bitsandbytes keys as bitsandbytes writes them, bit-exact round trips
 // through every stock plugin, bounded memory, nothing left on failure, the output path policy.
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include <csignal>
 
 #include <cstdlib>
 #include <cstring>
@@ -512,4 +516,40 @@ TEST_CASE("convert: the module tree recognises bitsandbytes-serialised weights",
       if (l.name == "transformer_blocks.0.norm1") norm = l.bytes;
     CHECK(s.prequantized_bytes == s.bytes - norm);
   }
+}
+
+TEST_CASE("convert: a full disk fails before any work and leaves nothing", "[convert]") {
+  if (!have("dmem.quantizer.nf4")) {
+    WARN("nf4 plugin not built; skipped");
+    return;
+  }
+  test::TempDir dir;
+  auto model = open_model(kGolden + "input.safetensors");
+  REQUIRE(model.has_value());
+  const ConvertOptions o = options_for(model->components.front().name, "nf4");
+  (void)stock_plugins().plugins();
+  const std::string out = dir.file("out.safetensors");
+  // RLIMIT_FSIZE in a child: every write past 8 KiB fails with EFBIG, as on a full disk.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim {
+      8192, 8192
+    };
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(3);
+    int calls = 0;
+    ConvertOptions counted = o;
+    counted.progress = [&](const ConvertProgress&) { return ++calls > 0; };
+    auto r = convert_model(*model, out, counted);
+    if (r.has_value()) ::_exit(1);
+    // Refused when the space is reserved, before a tensor was quantized.
+    ::_exit(r.status().rule() == "file.write" && calls == 0 ? 0 : 2);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_FALSE(fs::exists(out));
+  CHECK(hidden_entries(dir.path()).empty());
 }
