@@ -489,6 +489,20 @@ TEST_CASE("convert: output path policy and clear errors", "[convert]") {
   REQUIRE(back.has_value());
   CHECK(back->components.size() == flux.components.size());
   CHECK(back->pipeline_class == flux.pipeline_class);
+  // The quantized component says so twice: in its keys and in its config for diffusers.
+  const Component* t = back->find("transformer");
+  REQUIRE(t != nullptr);
+  CHECK(summarize(*t).prequantized == "bnb nf4");
+  CHECK(t->config_json.find("\"quant_method\": \"bitsandbytes\"") != std::string::npos);
+  CHECK(t->config_json.find("\"bnb_4bit_quant_type\": \"nf4\"") != std::string::npos);
+  for (const Component& c : back->components) {
+    if (c.name == "transformer") continue;
+    INFO(c.name);
+    const Component* orig = flux.find(c.name);
+    REQUIRE(orig != nullptr);
+    CHECK(c.tensors.size() == orig->tensors.size());
+    CHECK(summarize(c).prequantized.empty());
+  }
 }
 
 TEST_CASE("convert: the module tree recognises bitsandbytes-serialised weights",
