@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "bench_report.hpp"
 #include "dmem/convert.hpp"
 #include "dmem/plugin_registry.hpp"
@@ -61,8 +63,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--plugins") == 0) plugins = argv[i + 1];
   }
   if (mib == 0) mib = 1;
-  const fs::path dir =
-      fs::temp_directory_path() / ("dmem-bench-convert-" + std::to_string(::getpid()));
+  const fs::path dir = fs::temp_directory_path() / fmt::format("dmem-bench-convert-{}", ::getpid());
   fs::create_directories(dir);
   struct Cleanup {
     fs::path p;
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
   std::vector<dmem::TensorData> tensors;
   const std::uint64_t count = std::max<std::uint64_t>(1, mib / 8);
   for (std::uint64_t i = 0; i < count; ++i)
-    tensors.push_back({"blocks." + std::to_string(i) + ".proj.weight",
+    tensors.push_back({fmt::format("blocks.{}.proj.weight", i),
                        dmem::DType::bf16,
                        {rows, cols},
                        w.data(),
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
                   plugins.c_str());
       continue;
     }
-    choice->component = "*";
+    choice->component = std::string(1, '*');
     dmem::ConvertOptions o;
     o.quantize.push_back(*choice);
     o.plugins = &registry;
@@ -129,8 +130,8 @@ int main(int argc, char** argv) {
     const double gbs = bytes / s / 1e9;
     std::printf("  %-8s %8.2f GB/s  %.2fx of copy  (%.1f MiB out)\n", q, gbs, gbs / plain_gbs,
                 static_cast<double>(r->bytes_out) / (1 << 20));
-    report.result(std::string("convert GB/s ") + q, gbs);
-    report.ratio(std::string("convert ") + q + " vs plain read+write", gbs / plain_gbs);
+    report.result(fmt::format("convert GB/s {}", q), gbs);
+    report.ratio(fmt::format("convert {} vs plain read+write", q), gbs / plain_gbs);
     fs::remove(out);
   }
   return report.write(json) ? 0 : 1;
