@@ -4,6 +4,7 @@
 #include "dmem/block_quant.hpp"         // IWYU pragma: export
 #include "dmem/catalog.hpp"             // IWYU pragma: export
 #include "dmem/checkpoint.hpp"          // IWYU pragma: export
+#include "dmem/convert.hpp"             // IWYU pragma: export
 #include "dmem/dtype.hpp"               // IWYU pragma: export
 #include "dmem/hardware.hpp"            // IWYU pragma: export
 #include "dmem/log.hpp"                 // IWYU pragma: export

@@ -41,6 +41,8 @@ std::string dtype_cell(const ComponentSummary& s) {
       out += format_gb(bytes);
     }
   }
+  // A pre-quantized checkpoint (dmem convert, bitsandbytes) names its storage.
+  if (!s.prequantized.empty()) out.append(" (").append(s.prequantized).append(")");
   return out.empty() ? "-" : out;
 }
 
@@ -78,6 +80,10 @@ nlohmann::json to_json(const Model& model, const std::vector<ComponentSummary>& 
     cj["largest_leaf"] = s.largest_leaf;
     cj["castable_bytes"] = s.castable_bytes;
     cj["linear_bytes"] = s.linear_bytes;
+    if (!s.prequantized.empty()) {
+      cj["prequantized"] = s.prequantized;
+      cj["prequantized_bytes"] = s.prequantized_bytes;
+    }
     nlohmann::json dt = nlohmann::json::object();
     for (const auto& [d, b] : s.bytes_by_dtype) dt[std::string(dtype_name(d))] = b;
     cj["dtypes"] = dt;

@@ -17,6 +17,7 @@
 #include "cli/machine_flags.hpp"
 #include "cli/output.hpp"
 #include "cli/plan_render.hpp"
+#include "cli/progress_bar.hpp"
 #include "cli/table.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
@@ -153,19 +154,8 @@ Status forward(Session& session, const std::string& component, std::uint64_t tok
 
 // A text progress bar on stderr when it is a terminal and the load takes over a second.
 void draw_progress(const LoadProgress& p) {
-  static bool drawn = false;
-  if (!::isatty(2) || (p.seconds < 1.0 && !drawn)) return;
-  drawn = true;
-  const double frac = p.bytes_total == 0
-                          ? 1.0
-                          : static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total);
-  const int width = 30;
-  const int filled = static_cast<int>(frac * width);
-  std::string bar(static_cast<std::size_t>(filled), '#');
-  bar.append(static_cast<std::size_t>(width - filled), '.');
-  std::fprintf(stderr, "\rloading [%s] %5.1f%%  %s/s  ETA %.0f s ", bar.c_str(), frac * 100.0,
-               format_bytes(static_cast<std::uint64_t>(p.bytes_per_second)).c_str(), p.eta_seconds);
-  if (p.bytes_done >= p.bytes_total) std::fprintf(stderr, "\n");
+  static ProgressBar bar("loading");
+  bar.update(p.bytes_done, p.bytes_total, p.seconds, p.bytes_per_second, p.eta_seconds);
 }
 
 // The runtime drives one device, and quantized storage needs its plugin with CPU kernels.

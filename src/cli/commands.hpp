@@ -18,5 +18,6 @@ int run_hardware(const Args& args);
 int run_run(const Args& args);
 int run_plugins(const Args& args);
 int run_report(const Args& args);
+int run_convert(const Args& args);
 
 }  // namespace dmem::cli

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     if (command == "run") return dmem::cli::run_run(args);
     if (command == "plugins") return dmem::cli::run_plugins(args);
     if (command == "report") return dmem::cli::run_report(args);
+    if (command == "convert") return dmem::cli::run_convert(args);
     if (command == "help" || command == "--help" || command == "-h") {
       std::printf("%s\n", kUsage);
       return 0;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <ctime>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -348,6 +349,45 @@ Status TempFile::write(const void* data, std::uint64_t size) noexcept {
     done += static_cast<std::uint64_t>(put);
   }
   return Status::ok();
+}
+
+Status TempFile::write_at(std::uint64_t offset, const void* data, std::uint64_t size) noexcept {
+  if (fd_ < 0) return Status(Errc::internal, "write to a closed temporary file");
+  const auto* in = static_cast<const unsigned char*>(data);
+  std::uint64_t done = 0;
+  while (done < size) {
+    const std::uint64_t want = std::min(size - done, kMaxChunk);
+    if (offset + done > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
+      return write_failed(EFBIG);
+    const ssize_t put =
+        ::pwrite(fd_, in + done, static_cast<std::size_t>(want), static_cast<off_t>(offset + done));
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      return write_failed(errno);
+    }
+    if (put == 0) return write_failed(ENOSPC);
+    done += static_cast<std::uint64_t>(put);
+  }
+  return Status::ok();
+}
+
+Status TempFile::allocate(std::uint64_t size) noexcept {
+  if (fd_ < 0) return Status(Errc::internal, "allocate on a closed temporary file");
+  if (size == 0) return Status::ok();
+  if (size > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
+    return write_failed(EFBIG);
+  int err = 0;
+  do {
+    err = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
+  } while (err == EINTR);
+  if (err == 0) return Status::ok();
+  // Some file systems cannot preallocate: the file still gets its size (a GGUF file may end in
+  // padding nobody writes) and the writes find a full disk themselves.
+  if (err == EOPNOTSUPP || err == EINVAL) {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) == 0) return Status::ok();
+    err = errno;
+  }
+  return write_failed(err);
 }
 
 Status TempFile::write_failed(int err) noexcept {

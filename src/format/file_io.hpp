@@ -99,6 +99,13 @@ class TempFile {
   /// Appends `size` bytes (retries short writes and EINTR). On failure the temporary file is
   /// already removed and the error (rule "file.write") names the destination.
   [[nodiscard]] Status write(const void* data, std::uint64_t size) noexcept;
+  /// Writes `size` bytes at byte `offset` (pwrite; the file position is unchanged), for writers
+  /// that lay out a header first and fill the data in another order. Failure as write().
+  [[nodiscard]] Status write_at(std::uint64_t offset, const void* data,
+                                std::uint64_t size) noexcept;
+  /// Reserves `size` bytes of disk up front (posix_fallocate), so a full disk fails before any
+  /// work; file systems without fallocate are not an error. Failure as write().
+  [[nodiscard]] Status allocate(std::uint64_t size) noexcept;
   /// Flushes to disk, closes and renames onto the final path.
   [[nodiscard]] Status commit() noexcept;
 

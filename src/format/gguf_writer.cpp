@@ -12,6 +12,7 @@
 #include "dmem/writer.hpp"
 #include "format/file_io.hpp"
 #include "format/gguf.hpp"
+#include "format/writer_layout.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -148,7 +149,8 @@ Status encode_value(Out& out, const GgufKv& kv, std::string_view path) {
   return Status::ok();
 }
 
-Status validate_tensors(std::string_view path, std::span<const TensorData> tensors) {
+Status validate_tensors(std::string_view path, std::span<const TensorData> tensors,
+                        bool need_data) {
   std::unordered_set<std::string_view> names;
   for (const TensorData& t : tensors) {
     if (t.name.empty() || t.name.size() >= detail::kGgufMaxName)
@@ -193,7 +195,7 @@ Status validate_tensors(std::string_view path, std::span<const TensorData> tenso
                                             " but the shape and dtype need " +
                                             std::to_string(*expected),
                                         path, "gguf.write.nbytes", t.name);
-    if (t.nbytes > 0 && t.data == nullptr)
+    if (need_data && t.nbytes > 0 && t.data == nullptr)
       return detail::writer_input_error(
           "data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
           "gguf.write.data", t.name);
@@ -213,13 +215,18 @@ Status write_zeros(detail::TempFile& file, std::uint64_t n) {
 
 }  // namespace
 
-Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
-                  std::span<const GgufKv> metadata, std::uint32_t alignment) noexcept {
+}  // namespace v1
+
+namespace detail {
+
+Result<WriteLayout> gguf_layout(std::string_view path, std::span<const TensorData> tensors,
+                                std::span<const GgufKv> metadata, std::uint32_t alignment,
+                                bool need_data) noexcept {
   if (alignment == 0 || !std::has_single_bit(alignment) || alignment > detail::kGgufMaxAlignment)
     return detail::writer_input_error(
         "alignment " + std::to_string(alignment) + " is not a power of two from 1 to 1048576", path,
         "gguf.write.alignment");
-  DMEM_TRY(validate_tensors(path, tensors));
+  DMEM_TRY(validate_tensors(path, tensors, need_data));
 
   // Header and metadata.
   Out out;
@@ -263,6 +270,8 @@ Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
     out.bytes[n_kv_at + i] = static_cast<unsigned char>(n_kv >> (8 * i));
 
   // Tensor infos: ne is the shape reversed; offsets run back to back, each padded.
+  WriteLayout layout;
+  layout.offsets.reserve(tensors.size());
   std::uint64_t offset = 0;
   for (const TensorData& t : tensors) {
     out.str(t.name);
@@ -270,6 +279,7 @@ Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
     for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d) out.le(*d, 8);
     out.le(static_cast<std::uint32_t>(dtype_info(t.dtype).ggml_id), 4);
     out.le(offset, 8);
+    layout.offsets.push_back(offset);
     std::uint64_t padded = 0;
     if (!detail::gguf_pad(t.nbytes, alignment, padded) || padded > UINT64_MAX - offset)
       return detail::writer_input_error("the data section size overflows 64 bits", path,
@@ -280,16 +290,35 @@ Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
   if (!detail::gguf_pad(out.bytes.size(), alignment, header_size))
     return Status(Errc::internal, "GGUF header size overflow").with_file(std::string(path));
 
+  if (offset > UINT64_MAX - header_size)
+    return detail::writer_input_error("the file size overflows 64 bits", path, "gguf.write.shape");
+  out.bytes.resize(static_cast<std::size_t>(header_size), 0);
+  layout.head = std::move(out.bytes);
+  for (std::uint64_t& o : layout.offsets) o += header_size;
+  layout.order.resize(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) layout.order[i] = i;
+  layout.file_size = header_size + offset;
+  return layout;
+}
+
+}  // namespace detail
+
+inline namespace v1 {
+
+Status write_gguf(std::string_view path, std::span<const TensorData> tensors,
+                  std::span<const GgufKv> metadata, std::uint32_t alignment) noexcept {
+  auto layout = detail::gguf_layout(path, tensors, metadata, alignment, true);
+  if (!layout) return layout.status();
   auto file = detail::TempFile::create(path);
   if (!file) return file.status();
-  DMEM_TRY(file->write(out.bytes.data(), out.bytes.size()));
-  DMEM_TRY(write_zeros(*file, header_size - out.bytes.size()));
-  for (const TensorData& t : tensors) {
-    DMEM_TRY(file->write(t.data, t.nbytes));
-    std::uint64_t padded = 0;
-    (void)detail::gguf_pad(t.nbytes, alignment, padded);  // checked above
-    DMEM_TRY(write_zeros(*file, padded - t.nbytes));
+  DMEM_TRY(file->write(layout->head.data(), layout->head.size()));
+  std::uint64_t at = layout->head.size();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    DMEM_TRY(write_zeros(*file, layout->offsets[i] - at));
+    DMEM_TRY(file->write(tensors[i].data, tensors[i].nbytes));
+    at = layout->offsets[i] + tensors[i].nbytes;
   }
+  DMEM_TRY(write_zeros(*file, layout->file_size - at));
   return file->commit();
 }
 

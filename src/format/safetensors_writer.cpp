@@ -10,6 +10,7 @@
 #include "format/file_io.hpp"
 #include "format/json_util.hpp"
 #include "format/safetensors.hpp"
+#include "format/writer_layout.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -17,7 +18,7 @@ inline namespace v1 {
 namespace {
 
 Status validate(std::string_view path, std::span<const TensorData> tensors,
-                std::span<const std::pair<std::string, std::string>> metadata) {
+                std::span<const std::pair<std::string, std::string>> metadata, bool need_data) {
   for (const TensorData& t : tensors) {
     if (t.name.empty())
       return detail::writer_input_error("a tensor has an empty name", path,
@@ -50,7 +51,7 @@ Status validate(std::string_view path, std::span<const TensorData> tensors,
                                             " but the shape and dtype need " +
                                             std::to_string(expected),
                                         path, "safetensors.write.nbytes", t.name);
-    if (t.nbytes > 0 && t.data == nullptr)
+    if (need_data && t.nbytes > 0 && t.data == nullptr)
       return detail::writer_input_error(
           "data is null for a tensor of " + std::to_string(t.nbytes) + " bytes", path,
           "safetensors.write.data", t.name);
@@ -84,9 +85,14 @@ Status validate(std::string_view path, std::span<const TensorData> tensors,
 
 }  // namespace
 
-Status write_safetensors(std::string_view path, std::span<const TensorData> tensors,
-                         std::span<const std::pair<std::string, std::string>> metadata) noexcept {
-  DMEM_TRY(validate(path, tensors, metadata));
+}  // namespace v1
+
+namespace detail {
+
+Result<WriteLayout> safetensors_layout(
+    std::string_view path, std::span<const TensorData> tensors,
+    std::span<const std::pair<std::string, std::string>> metadata, bool need_data) noexcept {
+  DMEM_TRY(validate(path, tensors, metadata, need_data));
 
   // Descending alignment (the reference enum order), then name: every tensor then starts at a
   // multiple of its element size once the header is padded to 8 bytes.
@@ -115,6 +121,9 @@ Status write_safetensors(std::string_view path, std::span<const TensorData> tens
     }
     header += '}';
   }
+  WriteLayout layout;
+  layout.offsets.assign(tensors.size(), 0);
+  layout.order = order;
   std::uint64_t offset = 0;
   for (std::size_t k = 0; k < order.size(); ++k) {
     const TensorData& t = tensors[order[k]];
@@ -132,6 +141,7 @@ Status write_safetensors(std::string_view path, std::span<const TensorData> tens
                                         "safetensors.write.shape", t.name);
     header += "],\"data_offsets\":[" + std::to_string(offset) + ',' +
               std::to_string(offset + t.nbytes) + "]}";
+    layout.offsets[order[k]] = offset;
     offset += t.nbytes;
   }
   header += '}';
@@ -145,14 +155,30 @@ Status write_safetensors(std::string_view path, std::span<const TensorData> tens
         .with_rule("safetensors.write.header_too_large")
         .with_hint("split the tensors into shards");
   }
+  const std::uint64_t start = 8 + header.size();
+  if (offset > UINT64_MAX - start)
+    return detail::writer_input_error("the file size overflows 64 bits", path,
+                                      "safetensors.write.shape");
+  layout.head.resize(8);
+  detail::store_le64(layout.head.data(), header.size());
+  layout.head.insert(layout.head.end(), header.begin(), header.end());
+  for (std::uint64_t& o : layout.offsets) o += start;
+  layout.file_size = start + offset;
+  return layout;
+}
 
+}  // namespace detail
+
+inline namespace v1 {
+
+Status write_safetensors(std::string_view path, std::span<const TensorData> tensors,
+                         std::span<const std::pair<std::string, std::string>> metadata) noexcept {
+  auto layout = detail::safetensors_layout(path, tensors, metadata, true);
+  if (!layout) return layout.status();
   auto file = detail::TempFile::create(path);
   if (!file) return file.status();
-  unsigned char prefix[8];
-  detail::store_le64(prefix, header.size());
-  DMEM_TRY(file->write(prefix, sizeof prefix));
-  DMEM_TRY(file->write(header.data(), header.size()));
-  for (const std::size_t i : order)
+  DMEM_TRY(file->write(layout->head.data(), layout->head.size()));
+  for (const std::size_t i : layout->order)
     if (tensors[i].nbytes > 0) DMEM_TRY(file->write(tensors[i].data, tensors[i].nbytes));
   return file->commit();  // an uncommitted TempFile removes itself on every early return
 }

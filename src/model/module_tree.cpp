@@ -64,7 +64,34 @@ struct LeafAcc {
   std::size_t weight_rank = 0;
   int block = -1;
   std::size_t order = 0;
+  const char* prequantized = nullptr;  // "bnb nf4", "bnb fp4", "bnb int8"
 };
+
+// bitsandbytes keeps a quantized Linear's state beside its weight (FORMATS.md §3.5, §4.3):
+// `M.weight.absmax`, `M.weight.quant_map`, `M.weight.nested_*`,
+// `M.weight.quant_state.bitsandbytes__nf4|fp4`, and `M.SCB` / `M.weight_format` for int8. Returns
+// the module M such a tensor belongs to (empty for other names) and the storage it marks.
+std::string_view bnb_module(std::string_view name, const char*& kind) {
+  kind = nullptr;
+  static constexpr std::string_view kAux[] = {".weight.absmax",
+                                              ".weight.quant_map",
+                                              ".weight.nested_absmax",
+                                              ".weight.nested_quant_map",
+                                              ".weight.quant_state.bitsandbytes__nf4",
+                                              ".weight.quant_state.bitsandbytes__fp4"};
+  for (const std::string_view aux : kAux) {
+    if (name.size() <= aux.size() || name.substr(name.size() - aux.size()) != aux) continue;
+    if (aux.ends_with("__nf4")) kind = "bnb nf4";
+    if (aux.ends_with("__fp4")) kind = "bnb fp4";
+    return name.substr(0, name.size() - aux.size());
+  }
+  constexpr std::string_view kScb = ".SCB";
+  if (name.size() > kScb.size() && name.substr(name.size() - kScb.size()) == kScb) {
+    kind = "bnb int8";
+    return name.substr(0, name.size() - kScb.size());
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -174,13 +201,18 @@ ComponentSummary summarize(const Component& component) {
       s.non_block_bytes += ti.nbytes;
     }
     auto dot = ti.name.rfind('.');
-    const std::string_view module = dot == std::string::npos
-                                        ? std::string_view(ti.name)
-                                        : std::string_view(ti.name).substr(0, dot);
+    std::string_view module = dot == std::string::npos ? std::string_view(ti.name)
+                                                       : std::string_view(ti.name).substr(0, dot);
     std::string_view param =
         dot == std::string::npos ? std::string_view{} : std::string_view(ti.name).substr(dot + 1);
+    const char* prequantized = nullptr;
+    if (const std::string_view owner = bnb_module(ti.name, prequantized); !owner.empty()) {
+      module = owner;  // the quantization state belongs to the Linear, not a module of its own
+      param = {};
+    }
     auto [it, inserted] = leaves.try_emplace(module);
     auto& leaf = it->second;
+    if (prequantized != nullptr) leaf.prequantized = prequantized;
     if (inserted) leaf.order = t;
     leaf.bytes += ti.nbytes;
     leaf.params += params;
@@ -213,6 +245,14 @@ ComponentSummary summarize(const Component& component) {
                     std::none_of(skip.begin(), skip.end(),
                                  [&](const std::string& p) { return pattern_matches(p, name); });
     leaf.linear = acc.weight_rank == 2 && !is_embedding_name(name);
+    if (acc.prequantized != nullptr) {
+      // Already quantized: no storage transform applies to it again.
+      leaf.castable = false;
+      leaf.linear = false;
+      leaf.prequantized = acc.prequantized;
+      s.prequantized_bytes += acc.bytes;
+      if (s.prequantized.empty()) s.prequantized = acc.prequantized;
+    }
     if (leaf.castable) {
       s.castable_bytes += acc.bytes;
       if (acc.block >= 0) s.blocks[static_cast<std::size_t>(acc.block)].castable_bytes += acc.bytes;
