@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dmem/log.hpp"
 #include "dmem/plugin/abi.h"
 #include "dmem/plugin_info.hpp"
 #include "dmem/quantizer_instance.hpp"
@@ -76,6 +77,12 @@ class PluginRegistry {
       const std::vector<std::pair<std::string, std::string>>& params = {}) const noexcept;
   /// The capabilities of every registered quantizer, for the planner.
   [[nodiscard]] std::vector<QuantizerCaps> quantizer_caps() const noexcept;
+
+  /// Where messages that plugins log (dmem::plugin::log) go: `config`'s callback at or above its
+  /// level, each as "[<plugin id>] message" from one private spdlog logger. Process-wide, as a
+  /// plugin library is loaded once and shared by every registry; the last call wins. Until it is
+  /// called, plugin messages are dropped.
+  static void set_plugin_log(LogConfig config) noexcept;
 
   /// The directories discover() would search for `search`, in order (for reports).
   [[nodiscard]] static std::vector<std::string> search_directories(
