@@ -75,7 +75,8 @@ class PluginRegistry {
   [[nodiscard]] Result<QuantizerInstance> create_quantizer(
       std::string_view id,
       const std::vector<std::pair<std::string, std::string>>& params = {}) const noexcept;
-  /// The capabilities of every registered quantizer, for the planner.
+  /// The capabilities of every registered quantizer in its default configuration (the planner's
+  /// list, with each configuration, is plugin_quantizers(registry) in dmem/quantizer.hpp).
   [[nodiscard]] std::vector<QuantizerCaps> quantizer_caps() const noexcept;
 
   /// Where messages that plugins log (dmem::plugin::log) go: `config`'s callback at or above its

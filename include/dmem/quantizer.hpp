@@ -89,9 +89,10 @@ class PluginRegistry;
 [[nodiscard]] const std::vector<QuantizerCaps>& quantizer_table() noexcept;
 
 /// The planner's descriptions built from the registered quantizer plugins: one per configuration
-/// (each plugin's default one, plus the parameter sets the built-in table lists for its id), with
-/// the plugin's capabilities and its exact stored_bytes, then the transforms the core performs
-/// itself (the 16-bit downcast, fp8 GEMM). A configuration the plugin refuses is left out.
+/// (for a plugin the built-in table knows, each parameter set it lists for that id; for any other,
+/// its default configuration), with the capabilities the plugin's instance reports and its exact
+/// stored_bytes, then the transforms the core performs itself (the 16-bit downcast, fp8 GEMM).
+/// A configuration the plugin refuses is left out.
 [[nodiscard]] std::vector<QuantizerCaps> plugin_quantizers(const PluginRegistry& plugins) noexcept;
 
 /// The described quantizer with this id and variant (empty variant: the first with the id) in
