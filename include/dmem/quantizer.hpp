@@ -91,8 +91,9 @@ class PluginRegistry;
 /// The planner's descriptions built from the registered quantizer plugins: one per configuration
 /// (for a plugin the built-in table knows, each parameter set it lists for that id; for any other,
 /// its default configuration), with the capabilities the plugin's instance reports and its exact
-/// stored_bytes, then the transforms the core performs itself (the 16-bit downcast, fp8 GEMM).
-/// A configuration the plugin refuses is left out.
+/// stored_bytes, then the transforms the core performs itself (layerwise fp8 and 16-bit casts,
+/// fp8 GEMM; a plugin flagged as a cast adds nothing). A configuration the plugin refuses is left
+/// out.
 [[nodiscard]] std::vector<QuantizerCaps> plugin_quantizers(const PluginRegistry& plugins) noexcept;
 
 /// The described quantizer with this id and variant (empty variant: the first with the id) in

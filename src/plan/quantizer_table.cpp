@@ -1,8 +1,8 @@
 // plugin_quantizers(): the planner's quantizer descriptions from the registered plugins. Each
-// plugin is asked for its capabilities in its default configuration and in the configurations
-// the built-in table lists for its id (the stock plugins' variants: nf4 with and without double
-// quantization, the gguf types, the fp8 formats); a configuration is described by an instance,
-// which also answers the exact stored bytes of every tensor the estimator sizes.
+// plugin is asked for its capabilities in the configurations the built-in table lists for its id
+// (the stock plugins' variants: nf4 with and without double quantization, the gguf types), or in
+// its default one; a configuration is described by an instance, which also answers the exact
+// stored bytes of every tensor the estimator sizes.
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,9 +18,11 @@ namespace {
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-// Transforms the core performs itself, kept from the built-in table: no plugin carries them.
+// Transforms the core performs itself, kept from the built-in table: layerwise casting (fp8
+// e4m3/e5m2 storage, the 16-bit downcast), which the loader and the runtime convert on any
+// device, and fp8 GEMM, which no plugin carries yet.
 bool core_transform(const QuantizerCaps& c) {
-  return c.id == "dmem.quantizer.cast16" || c.id == "dmem.quantizer.fp8";
+  return c.is_cast || c.id == "dmem.quantizer.fp8";
 }
 
 // The dtypes an instance takes, as a list (the ABI's bitmask has no host-side form).
@@ -38,9 +40,12 @@ std::vector<QuantizerCaps> plugin_quantizers(const PluginRegistry& plugins) noex
   std::vector<QuantizerCaps> out;
   for (const PluginInfo& p : plugins.plugins()) {
     if (p.kind != "quantizer") continue;
+    // A plugin's cast (fp8_cast) describes its kernels for pre-cast checkpoints; the planner's
+    // layerwise cast is the core's (above).
+    if (p.caps.is_cast) continue;
     std::vector<Params> configs;
     for (const QuantizerCaps& b : builtin_quantizers())
-      if (b.id == p.id) configs.push_back(b.params);
+      if (b.id == p.id && !b.is_cast) configs.push_back(b.params);
     if (configs.empty()) configs.emplace_back();  // a plugin the table does not know: its default
     for (const Params& params : configs) {
       auto made = plugins.create_quantizer(p.id, params);
