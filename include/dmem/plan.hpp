@@ -115,11 +115,17 @@ struct NearMiss {
   std::vector<BudgetNeed> budgets;  ///< every budget it was checked against
 };
 
+class PluginRegistry;
+
 struct PlanOptions {
   Preference prefer = Preference::balanced;
   double margin = 0.10;         ///< fraction of each budget held back (default documented)
   std::uint32_t max_plans = 0;  ///< 0 = all viable
   bool prune = true;  ///< drop dominated plans (the best of each storage × placement family stays)
+  /// The quantizers the planner offers and the validator checks come from these plugins'
+  /// capabilities (plugin_quantizers()); nullptr: the built-in table (builtin_quantizers()).
+  /// Not owned; must outlive the call.
+  const PluginRegistry* plugins = nullptr;
 };
 
 struct PlanReport {

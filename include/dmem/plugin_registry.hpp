@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "dmem/log.hpp"
 #include "dmem/plugin/abi.h"
 #include "dmem/plugin_info.hpp"
 #include "dmem/quantizer_instance.hpp"
@@ -74,8 +75,15 @@ class PluginRegistry {
   [[nodiscard]] Result<QuantizerInstance> create_quantizer(
       std::string_view id,
       const std::vector<std::pair<std::string, std::string>>& params = {}) const noexcept;
-  /// The capabilities of every registered quantizer, for the planner.
+  /// The capabilities of every registered quantizer in its default configuration (the planner's
+  /// list, with each configuration, is plugin_quantizers(registry) in dmem/quantizer.hpp).
   [[nodiscard]] std::vector<QuantizerCaps> quantizer_caps() const noexcept;
+
+  /// Where messages that plugins log (dmem::plugin::log) go: `config`'s callback at or above its
+  /// level, each as "[<plugin id>] message" from one private spdlog logger. Process-wide, as a
+  /// plugin library is loaded once and shared by every registry; the last call wins. Until it is
+  /// called, plugin messages are dropped.
+  static void set_plugin_log(LogConfig config) noexcept;
 
   /// The directories discover() would search for `search`, in order (for reports).
   [[nodiscard]] static std::vector<std::string> search_directories(

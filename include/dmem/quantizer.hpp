@@ -1,9 +1,12 @@
 // How the planner and validator see a storage transform (quantizer or layerwise cast): data only.
-// Until plugins land, built-in descriptions of the stock quantizers stand in; plugins will
-// report the same structure through the plugin ABI.
+// The loaded plugins report it through the plugin ABI (plugin_quantizers()); a built-in table of
+// the stock quantizers stands in when the planner is given no plugins (docs/planner.md,
+// "Quantizer descriptions").
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,27 +69,49 @@ struct QuantizerCaps {
   double speed_factor = 1.0;  ///< step time multiplier vs bf16 on the same device
   bool is_cast = false;       ///< a layerwise cast, not a quantizer
   std::vector<std::pair<std::string, std::string>> params;  ///< parameters it was described with
+  std::vector<DType> input_dtypes;  ///< dtypes it quantizes; empty = any (the built-in table)
+  std::uint32_t block_size = 0;     ///< elements per quantization block; 0 = not block-wise
+  bool needs_cublaslt = false;      ///< its CUDA kernels call cuBLASLt
+  /// Exact stored bytes of a tensor as the plugin reports them (nullopt: it cannot store that
+  /// tensor, which then keeps its bytes). Empty for the built-in table, whose formulas apply.
+  std::function<std::optional<std::uint64_t>(const TensorInfo&)> stored_bytes;
 };
 
-/// The stock quantizers and casts as described to the planner (nf4, nf4 double quant, bnb int8,
-/// gguf q8_0/q6_k/q5_k/q4_k/q4_0, fp8 e4m3/e5m2 casting).
+class PluginRegistry;
+
+/// The stock quantizers and casts as described to the planner when it is given no plugins (nf4,
+/// nf4 double quant, bnb int8, gguf q8_0/q6_k/q5_k/q4_k/q4_0, fp8 e4m3/e5m2 casting, the 16-bit
+/// downcast and fp8 GEMM).
 [[nodiscard]] const std::vector<QuantizerCaps>& builtin_quantizers() noexcept;
 
-/// The described quantizer with this id and variant (empty variant: the first with the id);
-/// nullptr when none.
+/// The descriptions in effect on this thread: those make_plans() and validate() build from
+/// PlanOptions::plugins while they run, otherwise builtin_quantizers().
+[[nodiscard]] const std::vector<QuantizerCaps>& quantizer_table() noexcept;
+
+/// The planner's descriptions built from the registered quantizer plugins: one per configuration
+/// (for a plugin the built-in table knows, each parameter set it lists for that id; for any other,
+/// its default configuration), with the capabilities the plugin's instance reports and its exact
+/// stored_bytes, then the transforms the core performs itself (layerwise fp8 and 16-bit casts,
+/// fp8 GEMM; a plugin flagged as a cast adds nothing). A configuration the plugin refuses is left
+/// out.
+[[nodiscard]] std::vector<QuantizerCaps> plugin_quantizers(const PluginRegistry& plugins) noexcept;
+
+/// The described quantizer with this id and variant (empty variant: the first with the id) in
+/// quantizer_table(); nullptr when none.
 [[nodiscard]] const QuantizerCaps* find_quantizer(std::string_view id,
                                                   std::string_view variant = {}) noexcept;
 
-/// The description a component's storage resolves to: the fp8 cast for layerwise casting, the
-/// quantizer whose parameters match for a quantized storage (parameters it was not described
-/// with are ignored), nullptr for native storage or an unknown quantizer id.
+/// The description a component's storage resolves to in quantizer_table(): the fp8 cast for
+/// layerwise casting, the quantizer whose parameters match for a quantized storage (parameters
+/// it was not described with are ignored), nullptr for native storage or an unknown quantizer id.
 [[nodiscard]] const QuantizerCaps* storage_caps(const Storage& storage) noexcept;
 /// Same, looked up in `table` (plugins' descriptions, or crafted ones in tests).
 [[nodiscard]] const QuantizerCaps* storage_caps(const Storage& storage,
                                                 const std::vector<QuantizerCaps>& table) noexcept;
 
 /// Exact stored bytes of `tensor` under the described quantizer (packed data + scales + state);
-/// tensors the quantizer leaves alone (not a linear weight) keep their bytes. For a cast
+/// tensors the quantizer leaves alone (not a linear weight, a dtype outside input_dtypes, one the
+/// plugin cannot store) keep their bytes. For a cast
 /// (`is_cast`) the flag means "layerwise casting applies to this tensor" (castable).
 [[nodiscard]] std::uint64_t quantized_bytes(const QuantizerCaps& caps, const TensorInfo& tensor,
                                             bool is_linear_weight) noexcept;

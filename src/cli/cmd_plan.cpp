@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/command_plugins.hpp"
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
 #include "cli/output.hpp"
@@ -70,6 +71,8 @@ int run_plan(const Args& args) {
   if (!model) return fail(model.status().to_string());
   auto machine = read_machine_options(vm, default_workload(*model));
   if (!machine) return fail(machine.status().to_string());
+  const CommandPlugins plugins;  // the quantizers offered are the plugins' (`dmem plugins`)
+  machine->options.plugins = plugins.for_planner();
   auto report = make_plans(*model, machine->hardware, machine->workload, machine->options);
   if (!report) return fail(report.status().to_string());
 

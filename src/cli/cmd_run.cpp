@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_plugins.hpp"
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
 #include "cli/output.hpp"
@@ -287,9 +288,12 @@ int run_run(const Args& args) {
   }
   auto machine = read_machine_options(vm, default_workload(model));
   if (!machine) return fail(machine.status().to_string());
-  PluginRegistry plugins;  // quantized storage finds its quantizer here (dmem plugins lists it)
-  (void)plugins.discover();
+  // Quantized storage finds its quantizer here (dmem plugins lists it), and the planner offers
+  // what these plugins describe.
+  const CommandPlugins found;
+  const PluginRegistry& plugins = found.registry();
   options.plugins = &plugins;
+  machine->options.plugins = found.for_planner();
   Strategy strategy;
   std::string plan_label;
   if (vm.count("strategy")) {

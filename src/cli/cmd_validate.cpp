@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/command_plugins.hpp"
 #include "cli/commands.hpp"
 #include "cli/machine_flags.hpp"
 #include "cli/output.hpp"
@@ -56,6 +57,8 @@ int run_validate(const Args& args) {
                     .with_hint("--model NAME_OR_PATH: a catalog name or a checkpoint path")
                     .to_string());
   const std::string path = vm["strategy"].as<std::string>();
+  // The plugins' quantizers are the ones a strategy may name and the rules check.
+  const CommandPlugins plugins;
 
   // Checked before reading: a FIFO cannot hang, /dev/zero cannot fill memory, a folder is named.
   auto text = detail::read_small_file(path, detail::kMaxStrategyBytes);
@@ -76,6 +79,7 @@ int run_validate(const Args& args) {
   auto machine = read_machine_options(vm, default_workload(*model));
   if (!machine) return fail(machine.status().to_string());
 
+  machine->options.plugins = plugins.for_planner();
   auto violations =
       validate(*model, *strategy, machine->hardware, machine->workload, machine->options);
   if (!violations) return fail(violations.status().to_string());

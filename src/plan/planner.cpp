@@ -9,6 +9,7 @@
 
 #include "dmem/units.hpp"
 #include "plan/estimator.hpp"
+#include "plan/quantizer_table.hpp"
 #include "plan/ranking.hpp"
 #include "plan/rules.hpp"
 #include "plan/workload_limits.hpp"
@@ -115,7 +116,7 @@ struct Search {
   // The rules table over one candidate, with its estimate for the budget rules.
   std::vector<Violation> check(const Strategy& s, const Estimate* est,
                                std::vector<BudgetNeed>* needs = nullptr) {
-    detail::RuleContext ctx{model, s, hw, wl, opt, builtin_quantizers(), platform, {}, est};
+    detail::RuleContext ctx{model, s, hw, wl, opt, quantizer_table(), platform, {}, est};
     for (const auto& cs : s.components) {
       detail::ComponentView v;
       v.strategy = &cs;
@@ -322,7 +323,7 @@ bool overflows_in_f16(const Component& c) {
 std::vector<Storage> storages_for(ComponentProfile& p, bool large, DType compute) {
   std::vector<Storage> out{native()};
   if (!large) return out;
-  for (const auto& c : builtin_quantizers()) {
+  for (const auto& c : quantizer_table()) {
     if (c.is_cast && c.variant == "e5m2") continue;  // same size as e4m3, lower precision
     if (c.id == "dmem.quantizer.cast16") {
       if (c.variant != (compute == DType::f16 ? "f16" : "bf16")) continue;
@@ -342,6 +343,8 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
   if (model.components.empty())
     return Status(Errc::invalid_argument, "model '" + model.name + "' has no components");
   if (Status ws = detail::check_workload(model, workload); !ws.is_ok()) return ws;
+  // With plugins, their descriptions are the ones every lookup below sees.
+  const detail::PluginQuantizers from_plugins(options.plugins);
   Search S(model, hardware, workload, options);
   {
     Strategy probe;
@@ -350,7 +353,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
     cs.placement.kind = PlacementKind::disk;
     probe.components.push_back(cs);
     S.platform =
-        detail::make_rule_context(model, probe, hardware, workload, options, builtin_quantizers())
+        detail::make_rule_context(model, probe, hardware, workload, options, quantizer_table())
             .platform;
   }
   for (const auto& c : model.components) {
@@ -410,7 +413,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
   std::vector<EncOption> enc_opts;
   if (!S.encoders.empty()) {
     std::vector<Storage> small_set{native()};
-    for (const auto& c : builtin_quantizers())
+    for (const auto& c : quantizer_table())
       if ((c.is_cast && c.variant == "e4m3") || c.variant == "q8_0" || c.variant == "nf4")
         small_set.push_back(from_caps(c));
     if (gpu) {
@@ -429,7 +432,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
       }
     }
     enc_opts.push_back({place(PlacementKind::cpu), native(), false});
-    for (const auto& c : builtin_quantizers())
+    for (const auto& c : quantizer_table())
       if (c.variant == "q8_0") enc_opts.push_back({place(PlacementKind::cpu), from_caps(c), false});
   }
 

@@ -1,10 +1,13 @@
-// The stock quantizers and casts as the planner and validator see them, and their exact stored
-// bytes per tensor (layouts in reference/FORMATS.md §2.5, §3.5, §4.3, §5). Plugins will report
-// the same data through the ABI; until then this table stands in.
+// The stock quantizers and casts as the planner and validator see them when no plugins are given,
+// and their exact stored bytes per tensor (layouts in reference/FORMATS.md §2.5, §3.5, §4.3, §5).
+// With plugins, plugin_quantizers() (quantizer_table.cpp) builds the same structure from their
+// capabilities and the planner installs it as this thread's table.
+#include <algorithm>
 #include <charconv>
 #include <string>
 
 #include "dmem/quantizer.hpp"
+#include "plan/quantizer_table.hpp"
 
 namespace dmem {
 inline namespace v1 {
@@ -86,6 +89,9 @@ std::vector<QuantizerCaps> make_builtins() {
   v.push_back(std::move(fp8));
   return v;
 }
+
+// The table make_plans()/validate() put in effect on this thread (QuantizerScope); null: built-in.
+thread_local const std::vector<QuantizerCaps>* t_table = nullptr;
 
 std::string_view param(const std::vector<std::pair<std::string, std::string>>& params,
                        std::string_view key) {
@@ -188,8 +194,12 @@ const std::vector<QuantizerCaps>& builtin_quantizers() noexcept {
   return table;
 }
 
+const std::vector<QuantizerCaps>& quantizer_table() noexcept {
+  return t_table != nullptr ? *t_table : builtin_quantizers();
+}
+
 const QuantizerCaps* find_quantizer(std::string_view id, std::string_view variant) noexcept {
-  for (const auto& c : builtin_quantizers())
+  for (const auto& c : quantizer_table())
     if (c.id == id && (variant.empty() || c.variant == variant)) return &c;
   return nullptr;
 }
@@ -225,7 +235,7 @@ const QuantizerCaps* storage_caps(const Storage& storage,
 }
 
 const QuantizerCaps* storage_caps(const Storage& storage) noexcept {
-  return storage_caps(storage, builtin_quantizers());
+  return storage_caps(storage, quantizer_table());
 }
 
 std::uint64_t quantized_bytes(const QuantizerCaps& c, const TensorInfo& t,
@@ -233,6 +243,21 @@ std::uint64_t quantized_bytes(const QuantizerCaps& c, const TensorInfo& t,
   if (!is_linear_weight) return t.nbytes;
   const std::uint64_t n = t.elements();
   if (n == 0) return t.nbytes;
+  // A plugin's description: its own exact size of the tensor as the loader hands it over (in its
+  // dtype when the plugin takes it, else widened to f32); what it cannot store stays as it is.
+  if (c.stored_bytes) {
+    auto takes = [&](DType d) {
+      return c.input_dtypes.empty() ||
+             std::find(c.input_dtypes.begin(), c.input_dtypes.end(), d) != c.input_dtypes.end();
+    };
+    TensorInfo input = t;
+    if (!takes(t.dtype)) {
+      const bool widens = t.dtype == DType::f16 || t.dtype == DType::bf16;  // as the loader
+      if (!widens || !takes(DType::f32)) return t.nbytes;
+      input.dtype = DType::f32;
+    }
+    return c.stored_bytes(input).value_or(t.nbytes);
+  }
   if (c.is_cast || c.id == "dmem.quantizer.fp8") {
     // One byte per element (two for a 16-bit downcast); a tensor already that narrow stays.
     const std::uint64_t width = c.id == "dmem.quantizer.cast16" ? 2 : 1;
@@ -269,3 +294,16 @@ std::uint64_t quantized_bytes(const QuantizerCaps& c, const TensorInfo& t,
 
 }  // namespace v1
 }  // namespace dmem
+
+namespace dmem::detail {
+
+QuantizerScope::QuantizerScope(const std::vector<QuantizerCaps>* table) noexcept
+    : previous_(t_table) {
+  t_table = table;
+}
+
+QuantizerScope::~QuantizerScope() {
+  t_table = previous_;
+}
+
+}  // namespace dmem::detail

@@ -176,7 +176,7 @@ Status read_params(const json& j, const std::string& where, const std::string& i
                    std::vector<std::pair<std::string, std::string>>& out) {
   if (!j.is_object()) return bad(where, "must be an object of parameter names to values");
   std::set<std::string> keys;
-  for (const auto& c : builtin_quantizers())
+  for (const auto& c : quantizer_table())
     if (c.id == id)
       for (const auto& [k, v] : c.params) keys.insert(k);
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -194,7 +194,7 @@ Status read_params(const json& j, const std::string& where, const std::string& i
     else
       return bad(path, "must be a string, a boolean or a whole number");
     std::set<std::string> values;
-    for (const auto& c : builtin_quantizers())
+    for (const auto& c : quantizer_table())
       if (c.id == id)
         for (const auto& [k, v] : c.params)
           if (k == it.key()) values.insert(v);
@@ -232,7 +232,7 @@ Status read_storage(const json& j, const std::string& where, Storage& s) {
   if (s.kind != StorageKind::quantized) return Status::ok();
 
   std::set<std::string> ids;
-  for (const auto& c : builtin_quantizers())
+  for (const auto& c : quantizer_table())
     if (!c.is_cast) ids.insert(c.id);
   if (!j.contains("quantizer"))
     return bad(where + ".quantizer", "is required for kind quantized", join(ids));
@@ -250,7 +250,7 @@ Status read_storage(const json& j, const std::string& where, Storage& s) {
     for (const auto& [k, v] : s.params) has_type = has_type || k == "type";
     if (!has_type) {
       std::set<std::string> types;
-      for (const auto& c : builtin_quantizers())
+      for (const auto& c : quantizer_table())
         if (c.id == id) types.insert(c.variant);
       return bad(where + ".params.type", "is required for gguf", join(types));
     }

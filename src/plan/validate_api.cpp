@@ -1,5 +1,7 @@
-// The public validate(): the rules table over the stock capabilities, budgets from estimate().
-// Kept apart from validate.cpp so rule tests can link without the estimator.
+// The public validate(): the rules table over the plugins' capabilities (PlanOptions::plugins)
+// or the built-in ones, budgets from estimate(). Kept apart from validate.cpp so rule tests can
+// link without the estimator.
+#include "plan/quantizer_table.hpp"
 #include "plan/rules.hpp"
 #include "plan/workload_limits.hpp"
 
@@ -10,7 +12,8 @@ Result<std::vector<Violation>> validate(const Model& model, const Strategy& stra
                                         const Hardware& hardware, const Workload& workload,
                                         const PlanOptions& options) noexcept {
   if (Status ws = detail::check_workload(model, workload); !ws.is_ok()) return ws;
-  return detail::validate_with(model, strategy, hardware, workload, options, builtin_quantizers(),
+  const detail::PluginQuantizers from_plugins(options.plugins);
+  return detail::validate_with(model, strategy, hardware, workload, options, quantizer_table(),
                                &estimate);
 }
 

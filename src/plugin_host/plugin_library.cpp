@@ -7,12 +7,14 @@
 #include <dlfcn.h>
 
 #include <boost/dll/shared_library.hpp>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <vector>
 
 #include "plugin_host/abi_check.hpp"
 #include "plugin_host/plugin_error.hpp"
+#include "plugin_host/plugin_log.hpp"
 
 namespace dmem::detail {
 
@@ -91,7 +93,8 @@ Result<LoadedPlugin> load_plugin(const std::string& path, const dmem_plugin_host
 }
 
 const dmem_plugin_host& plugin_host_table() noexcept {
-  // No log callback yet: plugin messages are dropped until a runtime routes them to its logger.
+  // The default: activation hands each plugin its own copy with a log callback
+  // (plugin_host_for); this one, without, is what a plugin would see otherwise.
   static const dmem_plugin_host host{sizeof(dmem_plugin_host), DMEM_PLUGIN_ABI_MAJOR,
                                      DMEM_PLUGIN_ABI_MINOR, nullptr, nullptr};
   return host;
@@ -119,9 +122,13 @@ Result<LoadedPlugin> activate_locked(dmem_plugin_probe_fn probe_fn, dmem_plugin_
   const dmem_plugin_probe_info* probe = probe_fn();
   DMEM_TRY(check_probe(probe, path));
 
+  // The default table becomes this plugin's own, so its messages carry its id.
+  const dmem_plugin_host* given = &host;
+  if (given == &plugin_host_table())
+    given = &plugin_host_for(std::string_view(probe->id, strnlen(probe->id, 256)));
   PluginError error;
   const dmem_plugin_descriptor* descriptor = nullptr;
-  const std::int32_t rc = entry_fn(&host, &descriptor, &error.err);
+  const std::int32_t rc = entry_fn(given, &descriptor, &error.err);
   const char* message = error.message();
   if (rc != DMEM_PLUGIN_OK) {
     // Plugin status codes are Errc values; anything else is the plugin's bug.

@@ -20,8 +20,9 @@ struct LoadedPlugin {
   const dmem_plugin_descriptor* descriptor = nullptr;
 };
 
-/// The host table every plugin is given: process-lifetime, since a plugin may keep the pointer
-/// for as long as its library is loaded (forever).
+/// The default host table: process-lifetime, since a plugin may keep the pointer for as long as
+/// its library is loaded (forever). Given this table, activation passes the plugin its own copy
+/// with the log callback instead (plugin_log.hpp); any other table is passed as it is.
 [[nodiscard]] const dmem_plugin_host& plugin_host_table() noexcept;
 
 /// Checks a plugin's probe, calls its entry and checks the descriptor: what load_plugin does

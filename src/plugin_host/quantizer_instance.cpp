@@ -3,6 +3,7 @@
 #include "dmem/quantizer_instance.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "plugin_host/plugin_error.hpp"
@@ -225,6 +226,16 @@ Result<std::shared_ptr<QuantizerInstance::Impl>> create_quantizer_impl(
     impl->caps.quality = static_cast<QualityTier>(c->quality_tier);
     impl->caps.speed_factor = c->speed_factor;
     impl->caps.variant = c->variant != nullptr ? c->variant : "";
+    if (c->display != nullptr && c->display[0] != '\0')
+      impl->caps.display.assign(c->display, strnlen(c->display, 256));
+    impl->caps.moves_packed = (c->flags & DMEM_PLUGIN_QFLAG_MOVES_PACKED) != 0;
+    impl->caps.is_cast = (c->flags & DMEM_PLUGIN_QFLAG_IS_CAST) != 0;
+    impl->caps.needs_cublaslt = (c->flags & DMEM_PLUGIN_QFLAG_NEEDS_CUBLASLT) != 0;
+    impl->caps.block_size = c->block_size;
+    if (c->cuda_archs != nullptr && c->cuda_arch_count <= 64)  // the registry's own bound
+      impl->caps.cuda_archs.assign(c->cuda_archs, c->cuda_archs + c->cuda_arch_count);
+    else
+      impl->caps.cuda_archs.clear();
     impl->input_dtypes = c->input_dtypes;
   } else {
     impl->input_dtypes = info.input_dtypes;

@@ -11,6 +11,7 @@
 #include "plugin_host/discovery.hpp"
 #include "plugin_host/plugin_error.hpp"
 #include "plugin_host/plugin_library.hpp"
+#include "plugin_host/plugin_log.hpp"
 #include "plugin_host/quantizer_impl.hpp"
 #include "plugin_host/static_table.hpp"
 
@@ -87,6 +88,8 @@ Result<PluginInfo> describe(const detail::LoadedPlugin& p, PluginSource source) 
   qc.cuda_archs.assign(c->cuda_archs, c->cuda_archs + c->cuda_arch_count);
   qc.quality = static_cast<QualityTier>(c->quality_tier);
   qc.speed_factor = c->speed_factor;
+  qc.block_size = c->block_size;
+  qc.needs_cublaslt = (c->flags & DMEM_PLUGIN_QFLAG_NEEDS_CUBLASLT) != 0;
   info.input_dtypes = c->input_dtypes;
   info.flags = c->flags;
   info.block_size = c->block_size;
@@ -246,6 +249,10 @@ std::vector<QuantizerCaps> PluginRegistry::quantizer_caps() const noexcept {
   for (const PluginInfo& p : impl_->plugins)
     if (p.kind == "quantizer") out.push_back(p.caps);
   return out;
+}
+
+void PluginRegistry::set_plugin_log(LogConfig config) noexcept {
+  detail::set_plugin_log(std::move(config));
 }
 
 std::vector<std::string> PluginRegistry::search_directories(const PluginSearch& search) noexcept {

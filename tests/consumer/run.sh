@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs a configured dmem build into a fresh prefix and builds tests/consumer against it four
 # ways: CMake package (shared, static) and pkg-config (dmem.pc shared, dmem-static.pc static).
-# Each program must run and print the catalog size of Qwen-Image.
+# Each program must run and print the catalog size of Qwen-Image. Then builds the sample plugin
+# samples/custom_quantizer against the prefix, and the installed `dmem` must list it and plan
+# with it.
 #
 #   tests/consumer/run.sh BUILD_DIR [WORK_DIR] [--deb]
 #
@@ -72,8 +74,13 @@ for kind in shared static; do
   check "find_package $kind" "$work/cmake-$kind/consumer"
 done
 
-# The plugin built with dmem_add_plugin(): exactly the two entry symbols, and no libdmem.
-plugin="$work/cmake-shared/consumer_plugin.so"
+# The out-of-tree sample plugin (samples/custom_quantizer), built as a plugin author builds it:
+# find_package(dmem) and dmem_add_plugin() against the prefix. Exactly the two entry symbols,
+# no libdmem; the installed `dmem` finds it through DMEM_PLUGIN_PATH, lists it and plans with it.
+cmake -S "$here/../../samples/custom_quantizer" -B "$work/cmake-plugin" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/cmake-plugin" >/dev/null
+plugin="$work/cmake-plugin/dmem_plugin_int4_g32.so"
 exported="$(nm -D --defined-only "$plugin" | awk '{print $3}' | sort | tr '\n' ' ')"
 if [ "$exported" != "dmem_plugin_entry dmem_plugin_probe " ]; then
   echo "consumer: $plugin exports '$exported', not just the two entry symbols" >&2
@@ -83,7 +90,21 @@ if ldd "$plugin" | grep -q libdmem; then
   echo "consumer: $plugin links libdmem; a plugin needs only the headers" >&2
   exit 1
 fi
-echo "consumer plugin: dmem_add_plugin() made $(basename "$plugin") exporting $exported"
+sample_id=example.quantizer.int4_g32
+listed="$(DMEM_PLUGIN_PATH="$work/cmake-plugin" "$prefix/bin/dmem" plugins --json)"
+if ! grep -q "\"$sample_id\"" <<<"$listed"; then
+  echo "consumer: dmem plugins does not list $sample_id from DMEM_PLUGIN_PATH:" >&2
+  echo "$listed" >&2
+  exit 1
+fi
+# A CPU-only machine: the sample's CPU kernels fit, so some plan stores the denoiser with it.
+plans="$(DMEM_PLUGIN_PATH="$work/cmake-plugin" "$prefix/bin/dmem" plan flux1-schnell --no-probe \
+  --gpu none --ram 64GiB --disk 500GiB --json)"
+if ! grep -Eq "\"quantizer\": *\"$sample_id\"" <<<"$plans"; then
+  echo "consumer: no plan of dmem plan uses $sample_id" >&2
+  exit 1
+fi
+echo "consumer plugin: samples/custom_quantizer made $(basename "$plugin") exporting $exported; dmem plugins lists it and dmem plan uses it"
 
 export PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name dmem.pc | head -n 1)")"
 libdir="$(pkg-config --variable=libdir dmem)"
