@@ -8,26 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Ranges come from several threads (loader, prefetch worker, host): count atomically. */
 static int pushes, pops, starts, ends, dmem_domain;
+static int bump(int* counter) {
+  return __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
 
 static int push_ex(nvtxDomainHandle_t domain, const nvtxEventAttributes_t* a) {
   (void)domain;
   (void)a;
-  return ++pushes;
+  return bump(&pushes);
 }
 static int pop(nvtxDomainHandle_t domain) {
   (void)domain;
-  return ++pops;
+  return bump(&pops);
 }
 static nvtxRangeId_t start_ex(nvtxDomainHandle_t domain, const nvtxEventAttributes_t* a) {
   (void)domain;
   (void)a;
-  return (nvtxRangeId_t)++starts;
+  return (nvtxRangeId_t)bump(&starts);
 }
 static void end(nvtxDomainHandle_t domain, nvtxRangeId_t id) {
   (void)domain;
   (void)id;
-  ++ends;
+  bump(&ends);
 }
 static nvtxDomainHandle_t create_a(const char* name) {
   if (strcmp(name, "dmem") == 0) dmem_domain = 1;
