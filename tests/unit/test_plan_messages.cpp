@@ -130,7 +130,7 @@ TEST_CASE("the closest plan is the one that misses by the least", "[plan][messag
   CHECK(out.find("--vram ") != std::string::npos);
 }
 
-TEST_CASE("--vram 0 plans for the CPU only", "[plan][messages][hardware]") {
+TEST_CASE("plan: --vram 0 plans for the CPU only", "[plan][messages][hardware]") {
   HardwareOptions o;
   o.probe = false;
   o.vram = 0;

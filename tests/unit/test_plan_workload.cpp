@@ -55,7 +55,7 @@ Estimate estimate_with(const Model& m, const Strategy& s, const Hardware& hw, Wo
 
 }  // namespace
 
-TEST_CASE("--cfg: two passes double the step, batched doubles the activations",
+TEST_CASE("workload --cfg: two passes double the step, batched doubles the activations",
           "[plan][workload]") {
   const Hardware hw = machine("h100");
   for (const char* name : {"flux1-dev", "qwen-image", "sd35-large"}) {
@@ -97,7 +97,7 @@ TEST_CASE("--cfg: two passes double the step, batched doubles the activations",
         estimate_with(sd3, resident, h, default_workload(sd3), Guidance::batched).vram_peak_bytes);
 }
 
-TEST_CASE("--images: the load is paid once, a dropped component is read again",
+TEST_CASE("workload --images: the load is paid once, a dropped component is read again",
           "[plan][workload]") {
   const Hardware hw = machine("rtx4090");
   const Model m = model("flux1-dev");
