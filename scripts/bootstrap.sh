@@ -24,7 +24,7 @@ esac
 # ---- packages ----------------------------------------------------------------------------------
 pkgs=(build-essential cmake ninja-build ccache pkg-config libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libopenblas-dev)
-if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev clang-format); fi
+if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev clang-format python3); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

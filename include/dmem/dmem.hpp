@@ -5,6 +5,7 @@
 #include "dmem/catalog.hpp"             // IWYU pragma: export
 #include "dmem/checkpoint.hpp"          // IWYU pragma: export
 #include "dmem/dtype.hpp"               // IWYU pragma: export
+#include "dmem/engine.hpp"              // IWYU pragma: export
 #include "dmem/hardware.hpp"            // IWYU pragma: export
 #include "dmem/log.hpp"                 // IWYU pragma: export
 #include "dmem/model.hpp"               // IWYU pragma: export

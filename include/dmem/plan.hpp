@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dmem/engine.hpp"
 #include "dmem/hardware.hpp"
 #include "dmem/model.hpp"
 #include "dmem/status.hpp"
@@ -87,6 +88,7 @@ struct PlanOptions {
   double margin = 0.10;         ///< fraction of each budget held back (default documented)
   std::uint32_t max_plans = 0;  ///< 0 = all viable
   bool prune = true;  ///< drop dominated plans (the best of each storage × placement family stays)
+  Engine engine = Engine::dmem;  ///< plan only what this engine expresses, with its memory use
 };
 
 struct PlanReport {

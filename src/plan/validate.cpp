@@ -6,6 +6,8 @@
 #include <system_error>
 
 #include "dmem/module_tree.hpp"
+#include "engine/engine_profile.hpp"
+#include "plan/estimator.hpp"
 #include "plan/rules.hpp"
 #include "plan/strategy_limits.hpp"
 
@@ -83,6 +85,13 @@ Result<std::vector<Violation>> validate_with(const Model& model, const Strategy&
   if (!est) {
     if (!out.empty()) return out;
     return est.status();
+  }
+  // An engine's own memory behaviour (docs/engines.md) on top of dmem's figures.
+  if (options.engine != Engine::dmem) {
+    if (const Expressed x = express(options.engine, model, strategy); x.ok) {
+      ModelProfile mp = profile_model(model, workload);
+      adjust_estimate(options.engine, mp, x.strategy, hardware, *est);
+    }
   }
   ctx.estimate = &*est;
   for (const auto& rule : rules_table())
