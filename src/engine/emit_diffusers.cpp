@@ -146,7 +146,7 @@ std::string quant_config(const Model& m, const std::vector<const ComponentStrate
   return out;
 }
 
-std::string offload_args(const Placement& p, bool diffusers_model) {
+std::string offload_args(const Placement& p) {
   std::string a = "onload_device=DEVICE, offload_device=torch.device(\"cpu\"), ";
   if (p.level == OffloadLevel::leaf)
     a += "offload_type=\"leaf_level\", ";
@@ -161,7 +161,6 @@ std::string offload_args(const Placement& p, bool diffusers_model) {
   if (p.use_stream)
     a += std::string(", low_cpu_mem_usage=") + (p.park == Tier::pinned ? "False" : "True");
   if (p.park == Tier::disk) a += ", offload_to_disk_path=OFFLOAD_DIR";
-  (void)diffusers_model;
   return a;
 }
 
@@ -412,10 +411,9 @@ Result<std::string> emit_diffusers(const Model& model, const PlanReport& report,
             (p.use_stream ? ", the next group copied on a side stream while this one runs" : "") +
             (p.park == Tier::disk ? "; groups parked on disk" : "") + ".");
         if (tf)
-          o.line("apply_group_offloading(pipe." + cs->component + ", " + offload_args(p, false) +
-                 ")");
+          o.line("apply_group_offloading(pipe." + cs->component + ", " + offload_args(p) + ")");
         else
-          o.line("pipe." + cs->component + ".enable_group_offload(" + offload_args(p, true) + ")");
+          o.line("pipe." + cs->component + ".enable_group_offload(" + offload_args(p) + ")");
       }
     }
   }
