@@ -7,8 +7,9 @@ for the plans of several machines, emits every plan (`--emit N`), points each sc
 pipeline (one 64x64 denoising step) and runs it. Any exception fails the check.
 
 Without a CUDA device the scripts run on the CPU, and what needs a GPU is rewritten and reported:
-device_map="cuda" and DEVICE become the CPU, use_stream=True becomes False; bitsandbytes and
-GGUF scripts are skipped (bitsandbytes kernels need CUDA; GGUF needs a file of the model).
+device_map="cuda" and DEVICE become the CPU, use_stream=True becomes False; scripts with
+bitsandbytes, GGUF, enable_model_cpu_offload or enable_sequential_cpu_offload are skipped
+(bitsandbytes kernels and the two offload hooks need an accelerator; GGUF needs a file).
 
 Set up (CPU torch is enough):
   python3 -m venv /tmp/venv-diffusers
@@ -59,7 +60,8 @@ def write_bpe(folder, extra):
 def clip_tokenizer(folder):
     from transformers import CLIPTokenizer
     write_bpe(folder, [c + "</w>" for c in byte_vocab()] + ["<|startoftext|>", "<|endoftext|>"])
-    return CLIPTokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
+    return CLIPTokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"),
+                         model_max_length=77)
 
 
 def build_flux(path):
@@ -91,7 +93,8 @@ def build_qwen_image(path):
     torch.manual_seed(0)
     folder = os.path.join(path, "_tok")
     write_bpe(folder, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
-    tok = Qwen2Tokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
+    tok = Qwen2Tokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"),
+                         model_max_length=1024)
     cfg = Qwen2_5_VLConfig(
         text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
                      "num_key_value_heads": 2, "vocab_size": len(tok),
@@ -127,6 +130,9 @@ def for_tiny(text, path, cuda):
         return None, "bitsandbytes needs CUDA"
     if "GGUF_FILE" in text:
         return None, "GGUF needs a file of the model"
+    for call in ("enable_model_cpu_offload", "enable_sequential_cpu_offload"):
+        if call in text and not cuda:
+            return None, f"{call} needs an accelerator"
     rewrites = []
     text = re.sub(r'^MODEL_ID = .*$', f"MODEL_ID = {path!r}", text, flags=re.M)
     text = re.sub(r'^WIDTH, HEIGHT, STEPS = .*$', "WIDTH, HEIGHT, STEPS = 64, 64, 1", text, flags=re.M)
@@ -143,6 +149,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dmem", default="build/bin/dmem")
     ap.add_argument("--models", default=",".join(BUILDERS))
+    ap.add_argument("--machines", type=int, default=len(MACHINES), help="use the first N machines")
     args = ap.parse_args()
     import torch
     cuda = torch.cuda.is_available()
@@ -152,7 +159,7 @@ def main():
         for model in args.models.split(","):
             path = os.path.join(tmp, model)
             BUILDERS[model](path)
-            for machine in MACHINES:
+            for machine in MACHINES[:args.machines]:
                 for pid, text in emitted(args.dmem, model, machine):
                     body = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
                     if body in seen:
@@ -172,7 +179,7 @@ def main():
                         passed += 1
                         print(f"ok    {label}" + (f" (rewritten: {', '.join(info)})" if info else ""))
                     else:
-                        last = (r.stderr.strip().splitlines() or ["?"])[-1]
+                        last = " | ".join(r.stderr.strip().splitlines()[-3:]) or "?"
                         failures.append(label)
                         print(f"FAIL  {label}: {last}")
     print(f"{passed} passed, {len(failures)} failed, {skipped} skipped (distinct scripts)")
