@@ -135,6 +135,9 @@ def for_tiny(text, path, cuda):
             return None, f"{call} needs an accelerator"
     rewrites = []
     text = re.sub(r'^MODEL_ID = .*$', f"MODEL_ID = {path!r}", text, flags=re.M)
+    # A fresh offload folder per run: diffusers reuses group files it finds there.
+    text = re.sub(r'^OFFLOAD_DIR = .*$', f"OFFLOAD_DIR = {tempfile.mkdtemp(dir=os.path.dirname(path))!r}",
+                  text, flags=re.M)
     text = re.sub(r'^WIDTH, HEIGHT, STEPS = .*$', "WIDTH, HEIGHT, STEPS = 64, 64, 1", text, flags=re.M)
     if not cuda:
         for a, b in [('torch.device("cuda")', 'torch.device("cpu")'), ('device_map="cuda"', 'device_map="cpu"'),

@@ -2,6 +2,7 @@
 // the way the plan says and generates one image. The script's phases are the ones the diffusers
 // profile costs (docs/engines.md, "The emitted script"); the profile and this file change together.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "dmem/quantizer.hpp"
@@ -264,12 +265,17 @@ Result<std::string> emit_diffusers(const Model& model, const PlanReport& report,
   DType compute = DType::bf16;
   for (const auto& cs : s.components) compute = cs.storage.compute_dtype;
   o.line("DTYPE = " + torch_dtype(compute));
-  if (any_disk)
-    o.line("OFFLOAD_DIR = " +
-           py_str(report.hardware.cache_dir.empty()
-                      ? std::string("dmem-offload")
-                      : report.hardware.cache_dir + "/diffusers-offload") +
-           "  # offload_to_disk_path writes every group here");
+  if (any_disk) {
+    // diffusers reuses group files it finds in the folder (named by group, not by model): one
+    // folder per model keeps another model's weights from being loaded.
+    std::string folder;
+    for (char ch : model.name) folder += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '-';
+    const std::string base =
+        report.hardware.cache_dir.empty() ? std::string("dmem-offload") : report.hardware.cache_dir;
+    o.line("# offload_to_disk_path writes every group here and reuses the files it finds: one");
+    o.line("# folder per model (delete it after changing the model's weights).");
+    o.line("OFFLOAD_DIR = " + py_str(base + "/diffusers-offload/" + folder));
+  }
   for (const auto& cs : s.components)
     if (is_quant(cs.storage, "gguf"))
       o.line("GGUF_FILE = \"" + cs.component + "-" + param(cs.storage, "type") +
@@ -346,12 +352,16 @@ Result<std::string> emit_diffusers(const Model& model, const PlanReport& report,
     }
     if (!enc_gpu) {
       o.line("# Only the embeddings (a few MB) move to the GPU.");
+      // encode_prompt returns no mask (None) when it would be all ones.
       if (qwen) {
         o.line(
-            "prompt_embeds, prompt_embeds_mask = prompt_embeds.to(DEVICE), "
-            "prompt_embeds_mask.to(DEVICE)");
-        o.line("negative_prompt_embeds = negative_prompt_embeds.to(DEVICE)");
-        o.line("negative_prompt_embeds_mask = negative_prompt_embeds_mask.to(DEVICE)");
+            "prompt_embeds, prompt_embeds_mask, negative_prompt_embeds, "
+            "negative_prompt_embeds_mask = [");
+        o.line("    None if t is None else t.to(DEVICE)");
+        o.line(
+            "    for t in (prompt_embeds, prompt_embeds_mask, negative_prompt_embeds, "
+            "negative_prompt_embeds_mask)");
+        o.line("]");
       } else if (flux) {
         o.line(
             "prompt_embeds, pooled_prompt_embeds = prompt_embeds.to(DEVICE), "
