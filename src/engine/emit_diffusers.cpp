@@ -296,7 +296,17 @@ Result<std::string> emit_diffusers(const Model& model, const PlanReport& report,
     o.line("# " + cs.component + ": weights stored in " +
            std::string(dtype_name(cs.storage.cast_dtype)) +
            ", each layer upcast to DTYPE as it runs (norms and embeddings stay as they are).");
-    if (tf)
+    const bool t5 = c->class_name == "T5EncoderModel" || c->class_name == "UMT5EncoderModel";
+    if (t5) {
+      // T5's feed-forward casts its input to wo's dtype before any hook runs: wo keeps its dtype
+      // (dmem's cast skips it too, as transformers keeps it in fp32 for the same reason).
+      o.line("apply_layerwise_casting(");
+      o.line("    " + obj + ", storage_dtype=" + torch_dtype(cs.storage.cast_dtype) +
+             ", compute_dtype=DTYPE,");
+      o.line(
+          R"(    skip_modules_pattern=("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$", r"\.wo$"),)");
+      o.line(")");
+    } else if (tf)
       o.line("apply_layerwise_casting(" + obj +
              ", storage_dtype=" + torch_dtype(cs.storage.cast_dtype) + ", compute_dtype=DTYPE)");
     else
