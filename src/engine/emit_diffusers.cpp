@@ -360,23 +360,21 @@ Result<std::string> emit_diffusers(const Model& model, const PlanReport& report,
       o.line("    prompt_embeds, pooled_prompt_embeds, _ = encoder.encode_prompt(");
       o.line("        prompt=PROMPT, prompt_2=None, device=" + dev + ")");
     }
-    if (!enc_gpu) {
-      o.line("# Only the embeddings (a few MB) move to the GPU.");
-      // encode_prompt returns no mask (None) when it would be all ones.
-      if (qwen) {
-        o.line(
-            "prompt_embeds, prompt_embeds_mask, negative_prompt_embeds, "
-            "negative_prompt_embeds_mask = [");
-        o.line("    None if t is None else t.to(DEVICE)");
-        o.line(
-            "    for t in (prompt_embeds, prompt_embeds_mask, negative_prompt_embeds, "
-            "negative_prompt_embeds_mask)");
-        o.line("]");
-      } else if (flux) {
-        o.line(
-            "prompt_embeds, pooled_prompt_embeds = prompt_embeds.to(DEVICE), "
-            "pooled_prompt_embeds.to(DEVICE)");
-      }
+    // encode_prompt returns the embeddings in the encoder's dtype (fp8 once it is cast) and no
+    // mask (None) when it would be all ones; the denoiser wants DTYPE on DEVICE.
+    o.line(std::string("# The embeddings (a few MB) ") + (enc_gpu ? "stay" : "move to the GPU") +
+           ", in the denoiser's dtype (encode_prompt returns the encoder's).");
+    if (qwen) {
+      o.line("prompt_embeds = prompt_embeds.to(DEVICE, DTYPE)");
+      o.line("negative_prompt_embeds = negative_prompt_embeds.to(DEVICE, DTYPE)");
+      o.line("prompt_embeds_mask, negative_prompt_embeds_mask = [");
+      o.line(
+          "    None if t is None else t.to(DEVICE) for t in (prompt_embeds_mask, "
+          "negative_prompt_embeds_mask)");
+      o.line("]");
+    } else if (flux) {
+      o.line("prompt_embeds = prompt_embeds.to(DEVICE, DTYPE)");
+      o.line("pooled_prompt_embeds = pooled_prompt_embeds.to(DEVICE, DTYPE)");
     }
     o.line("del encoder");
     o.line("free()");

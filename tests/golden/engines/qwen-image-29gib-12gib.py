@@ -44,6 +44,12 @@ with torch.no_grad():
     prompt_embeds, prompt_embeds_mask = encoder.encode_prompt(prompt=PROMPT, device=DEVICE)
     negative_prompt_embeds, negative_prompt_embeds_mask = encoder.encode_prompt(
         prompt=NEGATIVE_PROMPT, device=DEVICE)
+# The embeddings (a few MB) stay, in the denoiser's dtype (encode_prompt returns the encoder's).
+prompt_embeds = prompt_embeds.to(DEVICE, DTYPE)
+negative_prompt_embeds = negative_prompt_embeds.to(DEVICE, DTYPE)
+prompt_embeds_mask, negative_prompt_embeds_mask = [
+    None if t is None else t.to(DEVICE) for t in (prompt_embeds_mask, negative_prompt_embeds_mask)
+]
 del encoder
 free()
 
