@@ -24,8 +24,9 @@ esac
 # ---- packages ----------------------------------------------------------------------------------
 pkgs=(build-essential cmake ninja-build ccache pkg-config libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev catch2 nlohmann-json3-dev libopenblas-dev)
-# librsvg2-bin: the plan chart test renders the SVG to PNG with rsvg-convert.
-if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev clang-format librsvg2-bin); fi
+# librsvg2-bin: the plan chart test renders the SVG to PNG with rsvg-convert; python3: the emitted
+# diffusers scripts are compiled (py_compile).
+if [ "$mode" = test ]; then pkgs+=(clang libclang-rt-dev clang-format librsvg2-bin python3); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 #include "dmem/checkpoint.hpp"          // IWYU pragma: export
 #include "dmem/convert.hpp"             // IWYU pragma: export
 #include "dmem/dtype.hpp"               // IWYU pragma: export
+#include "dmem/engine.hpp"              // IWYU pragma: export
 #include "dmem/hardware.hpp"            // IWYU pragma: export
 #include "dmem/log.hpp"                 // IWYU pragma: export
 #include "dmem/model.hpp"               // IWYU pragma: export

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dmem/engine.hpp"
 #include "dmem/hardware.hpp"
 #include "dmem/model.hpp"
 #include "dmem/status.hpp"
@@ -126,6 +127,7 @@ struct PlanOptions {
   /// capabilities (plugin_quantizers()); nullptr: the built-in table (builtin_quantizers()).
   /// Not owned; must outlive the call.
   const PluginRegistry* plugins = nullptr;
+  Engine engine = Engine::dmem;  ///< plan only what this engine expresses, with its memory use
 };
 
 struct PlanReport {

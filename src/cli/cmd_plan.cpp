@@ -11,6 +11,7 @@
 #include "cli/plan_render.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
+#include "engine/emit.hpp"
 #include "format/file_io.hpp"
 
 namespace dmem::cli {
@@ -19,11 +20,14 @@ namespace {
 
 constexpr const char* kHelp =
     R"(usage: dmem plan <model> [flags] [--prefer P] [--json] [--explain ID] [--svg FILE] [--show-rejected]
+                 [--engine dmem|diffusers] [--emit ID]
 
 Every way the model can run on the machine (probed, or described by --gpu/--vram/--ram ...):
 per plan the VRAM peak, RAM at load and steady, load seconds, seconds per step, total and quality
 tier, grouped as offloading / casting and quantization; then the rejected candidates with the
 rule or budget they broke. Formulas: docs/planner.md.
+--engine plans only what that engine can run, with its own memory use; --emit ID prints plan ID
+in the engine's form (diffusers: a Python script; dmem: the strategy JSON). docs/engines.md.
 Exit status: 0 plans found (or explained), 1 no viable plan (also with --explain), 2 bad input.)";
 
 int fail(const std::string& what) {
@@ -41,7 +45,9 @@ int run_plan(const Args& args) {
       "svg", po::value<std::string>(),
       "write per-phase VRAM and RAM bars of the best plans to FILE")(
       "show-rejected", po::bool_switch(), "list every rejected candidate with all its violations")(
-      "top", po::value<std::string>(), "plans shown per group in the table (default 5)");
+      "top", po::value<std::string>(), "plans shown per group in the table (default 5)")(
+      "engine", po::value<std::string>(), "dmem (default) or diffusers: plan for that engine")(
+      "emit", po::value<std::string>(), "print plan ID in the engine's form");
   add_machine_options(desc);
   po::variables_map vm;
   bool help_shown = false;
@@ -73,8 +79,21 @@ int run_plan(const Args& args) {
   if (!machine) return fail(machine.status().to_string());
   const CommandPlugins plugins;  // the quantizers offered are the plugins' (`dmem plugins`)
   machine->options.plugins = plugins.for_planner();
+  if (vm.count("engine")) {
+    auto engine = engine_from_name(vm["engine"].as<std::string>());
+    if (!engine) return fail(engine.status().to_string());
+    machine->options.engine = *engine;
+  }
   auto report = make_plans(*model, machine->hardware, machine->workload, machine->options);
   if (!report) return fail(report.status().to_string());
+  if (vm.count("emit")) {
+    std::string command = "dmem plan";
+    for (const auto& a : args) command += " " + a;
+    auto text = detail::emit_plan(*model, *report, vm["emit"].as<std::string>(), command);
+    if (!text) return fail(text.status().to_string());
+    print_text(*text);
+    return kExitOk;
+  }
 
   if (vm.count("svg")) {
     const std::string path = vm["svg"].as<std::string>();

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "dmem/units.hpp"
+#include "engine/engine_profile.hpp"
 #include "plan/estimator.hpp"
 #include "plan/quantizer_table.hpp"
 #include "plan/ranking.hpp"
@@ -85,6 +86,7 @@ struct Search {
   std::vector<detail::Ranked> viable;
   std::vector<Rejected> rejected;
   std::set<std::string> rejected_keys;
+  std::set<std::string> engine_seen;  ///< strategies as the engine runs them (rewrites collide)
   std::size_t rejected_total = 0;
   std::size_t candidates = 0;
 
@@ -182,9 +184,21 @@ struct Search {
     closest = NearMiss{s, e, std::move(needs)};
   }
 
+  // The engine's form of a candidate; false when the engine cannot express it (docs/engines.md).
+  bool expressible(Strategy& s) const {
+    if (opt.engine == Engine::dmem) return true;
+    detail::Expressed x = detail::express(opt.engine, model, s);
+    if (x.ok) s = std::move(x.strategy);
+    return x.ok;
+  }
+
   void consider(Strategy s) {
+    if (opt.engine != Engine::dmem &&
+        (!expressible(s) || !engine_seen.insert(strategy_to_json(s, -1)).second))
+      return;
     ++candidates;
     auto est = detail::estimate_profiled(mp, s, hw);
+    if (est) detail::adjust_estimate(opt.engine, mp, s, hw, *est);
     std::vector<BudgetNeed> needs;
     std::vector<Violation> v = check(s, est ? &*est : nullptr, &needs);
     if (est && !v.empty() && std::all_of(v.begin(), v.end(), [](const Violation& x) {
@@ -213,8 +227,8 @@ struct Search {
     return std::move(*est);
   }
 
-  // Largest k in [1, nblocks - 1] with pred(estimate of k) true, for a pred that holds up to some k
-  // and not beyond; 0 when it holds for none. `hint` (the answer for a similar candidate, 0 for
+  // Largest k in [1, nblocks - 1] with pred(estimate of k) true, for a pred that holds up to some
+  // k and not beyond; 0 when it holds for none. `hint` (the answer for a similar candidate, 0 for
   // none) is checked first: candidates that differ only in their encoders or VAE mostly share
   // it, which makes the search two estimates instead of log2(blocks).
   template <class Pred>
@@ -492,6 +506,7 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
       if (!any_large && e.storage.kind != StorageKind::native) continue;
       for (const auto& v : vae_opts) {
         Strategy s = build(d, S.encoders.empty() ? nullptr : &e, v);
+        if (options.engine != Engine::dmem && !S.expressible(s)) continue;
         if (d != nullptr && d->placement.kind == PlacementKind::partial && den_blocks >= 2)
           s.components[den_index].placement.resident_blocks = S.choose_k(s, den_index, den_blocks);
         S.consider(std::move(s));
@@ -565,9 +580,13 @@ Result<PlanReport> make_plans(const Model& model, const Hardware& hardware,
           p.notes.push_back(cs.component + " (" + c->class_name +
                             ") is known to overflow in fp16 on this GPU (no bf16): expect NaNs or "
                             "black images; compute it in fp32 or use a GPU with bf16");
-    p.notes.push_back("load RAM " + format_bytes(e.load_ram_peak_bytes) +
-                      " with dmem's streaming loader; diffusers' from_pretrained would hold " +
-                      largest_name + " whole in RAM (" + format_bytes(largest_native) + ")");
+    if (options.engine == Engine::dmem) {
+      p.notes.push_back("load RAM " + format_bytes(e.load_ram_peak_bytes) +
+                        " with dmem's streaming loader; diffusers' from_pretrained would hold " +
+                        largest_name + " whole in RAM (" + format_bytes(largest_native) + ")");
+    } else if (auto again = detail::estimate_profiled(S.mp, p.strategy, hardware)) {
+      detail::adjust_estimate(options.engine, S.mp, p.strategy, hardware, *again, &p.notes);
+    }
     report.plans.push_back(std::move(p));
     if (options.max_plans != 0 && report.plans.size() >= options.max_plans) break;
   }

@@ -17,6 +17,8 @@ void check_device_index(const RuleContext&, std::vector<Violation>&);
 void check_device_features(const RuleContext&, std::vector<Violation>&);
 void check_disk_writable(const RuleContext&, std::vector<Violation>&);
 void check_budgets(const RuleContext&, std::vector<Violation>&);
+void check_engine_express(const RuleContext&, std::vector<Violation>&);
+void check_engine_disk_copy(const RuleContext&, std::vector<Violation>&);
 
 const std::vector<Rule>& rules_table() noexcept {
   static const std::vector<Rule> table = {
@@ -47,6 +49,9 @@ const std::vector<Rule>& rules_table() noexcept {
        check_device_features},
       {"disk.writable", "a disk tier of transformed weights needs a writable cache dir with room",
        check_disk_writable},
+      {"engine.express", "the engine chosen can express the strategy", check_engine_express},
+      {"engine.disk_copy", "diffusers' disk offload writes a copy: it needs a writable cache dir",
+       check_engine_disk_copy},
       {"budget",
        "every phase fits VRAM, RAM at load and steady, pinned RAM and disk (with the margin)",
        check_budgets},

@@ -6,6 +6,8 @@
 #include <system_error>
 
 #include "dmem/module_tree.hpp"
+#include "engine/engine_profile.hpp"
+#include "plan/estimator.hpp"
 #include "plan/rules.hpp"
 #include "plan/strategy_limits.hpp"
 
@@ -79,10 +81,18 @@ Result<std::vector<Violation>> validate_with(const Model& model, const Strategy&
   // Budgets need an estimate; a strategy the estimator cannot cost (an unknown component, an
   // unknown quantizer) has already been reported above.
   if (estimator == nullptr) return out;
-  auto est = estimator(model, strategy, hardware, workload);
+  // An engine is costed on the strategy as it runs it, plus its own memory behaviour
+  // (docs/engines.md).
+  const Expressed x =
+      options.engine == Engine::dmem ? Expressed{} : express(options.engine, model, strategy);
+  auto est = estimator(model, x.ok ? x.strategy : strategy, hardware, workload);
   if (!est) {
     if (!out.empty()) return out;
     return est.status();
+  }
+  if (x.ok) {
+    ModelProfile mp = profile_model(model, workload);
+    adjust_estimate(options.engine, mp, x.strategy, hardware, *est);
   }
   ctx.estimate = &*est;
   for (const auto& rule : rules_table())
