@@ -4,7 +4,7 @@
 #
 # Plan: transformer int8 resident · text_encoder native dropped after its phase · vae native resident · vae tiling
 # Machine: NVIDIA GeForce RTX 5090 29.00 GiB free · RAM 12.00 GiB available · 1328x1328, 50 steps
-# dmem's estimate for diffusers: VRAM peak 21.15 GiB, RAM at load 3.00 GiB, RAM steady 3.12 GiB, pinned 128.00 MiB
+# dmem's estimate for diffusers: VRAM peak 20.97 GiB, RAM at load 3.00 GiB, RAM steady 3.12 GiB, pinned 128.00 MiB
 #   - text_encoder runs on the GPU for its phase and is freed, so it never shares VRAM with the denoiser
 #   - VAE tiling bounds the decode activations by the tile size
 #   - diffusers load RAM 3.00 GiB as emitted (low_cpu_mem_usage=True, device_map); 60.58 GiB with neither (every component built, then filled, in RAM)
