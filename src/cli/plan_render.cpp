@@ -28,18 +28,6 @@ std::string gib(std::uint64_t b) {
   return fmt("%.1f", static_cast<double>(b) / (1024.0 * 1024 * 1024));
 }
 
-std::string duration(double s) {
-  if (s < 60) return fmt("%.0f s", s);
-  const auto total = static_cast<long long>(std::llround(s));
-  char buf[48];
-  if (total < 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", total / 60, total % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", total / 3600, (total / 60) % 60,
-                  total % 60);
-  return buf;
-}
-
 std::string title_of(const Model& m) {
   for (const auto& e : catalog_entries())
     if (e.name == m.name) return e.title;
@@ -84,6 +72,18 @@ std::uint64_t vram_budget(const Hardware& hw) {
 }
 
 }  // namespace
+
+std::string format_duration(double s) {
+  if (s < 60) return fmt("%.0f s", s);
+  const auto total = static_cast<long long>(std::llround(s));
+  char buf[48];
+  if (total < 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", total / 60, total % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", total / 3600, (total / 60) % 60,
+                  total % 60);
+  return buf;
+}
 
 std::string plan_header(const Model& model, const PlanReport& r) {
   const Workload& w = r.workload;
@@ -232,8 +232,8 @@ std::string render_plan_table(const Model& model, const PlanReport& r, const Ren
              gpu ? gib(e.vram_peak_bytes) + " GiB" : "—",
              gib(e.load_ram_peak_bytes) + " / " + gib(e.ram_peak_bytes) + " GiB",
              fmt("%.0f s", e.load_seconds),
-             fmt(e.step_seconds < 10 ? "%.2f" : "%.1f", e.step_seconds), duration(e.total_seconds),
-             p.quality_tier});
+             fmt(e.step_seconds < 10 ? "%.2f" : "%.1f", e.step_seconds),
+             format_duration(e.total_seconds), p.quality_tier});
       const std::string rest = strategy_line(model, p.strategy, false, true);
       if (!rest.empty()) t.add_line("   " + rest);
     }
@@ -409,7 +409,7 @@ std::string render_estimate(const Estimate& e, const Workload& w, bool gpu) {
     auto v = [&](std::uint64_t b) { return gpu ? gib(b) + " GiB" : std::string("—"); };
     std::string secs = fmt("%.1f s", ph.seconds);
     if (ph.phase == Phase::denoise && w.steps > 0)
-      secs = duration(ph.seconds) + " (" + std::to_string(w.steps) + " x " +
+      secs = format_duration(ph.seconds) + " (" + std::to_string(w.steps) + " x " +
              fmt(e.step_seconds < 10 ? "%.2f" : "%.1f", e.step_seconds) + " s)";
     t.add({detail::phase_name(ph.phase), v(ph.vram_peak), v(ph.vram_weights),
            v(ph.vram_activations), gib(ph.ram_peak) + " GiB", gib(ph.ram_pinned) + " GiB", secs});
@@ -421,7 +421,7 @@ std::string render_estimate(const Estimate& e, const Workload& w, bool gpu) {
          " GiB\n";
   out += "  load " + fmt("%.0f s", e.load_seconds) + " · " +
          fmt(e.step_seconds < 10 ? "%.2f" : "%.1f", e.step_seconds) + " s/step · total " +
-         duration(e.total_seconds) + "\n";
+         format_duration(e.total_seconds) + "\n";
   return out;
 }
 

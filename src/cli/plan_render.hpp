@@ -42,6 +42,9 @@ struct RenderOptions {
 [[nodiscard]] std::string render_estimate(const Estimate& estimate, const Workload& workload,
                                           bool gpu);
 
+/// "45 s", "2:33", "1:02:07": seconds as the plan table and the chart print them.
+[[nodiscard]] std::string format_duration(double seconds);
+
 /// "Qwen-Image · RTX 5090 ... · 1328×1328, 50 steps · prefer balanced" (no newline).
 [[nodiscard]] std::string plan_header(const Model& model, const PlanReport& report);
 /// Every component of a strategy, the denoiser first, joined by " · ".

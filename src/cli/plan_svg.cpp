@@ -67,18 +67,6 @@ std::string i2s(int v) {
   return std::to_string(v);
 }
 
-std::string duration(double s) {
-  if (s < 60) return num(s, "%.0f s");
-  const auto total = static_cast<long long>(std::llround(s));
-  char buf[48];
-  if (total < 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", total / 60, total % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", total / 3600, (total / 60) % 60,
-                  total % 60);
-  return buf;
-}
-
 // Code points, not bytes: "·" and "×" are one character wide.
 std::size_t width_of(const std::string& s) {
   std::size_t n = 0;
@@ -299,8 +287,8 @@ std::string render_svg(const Model& model, const PlanReport& r, std::size_t coun
       y += kLine;
     }
     std::string summary =
-        "total " + duration(e.total_seconds) + " · load " + duration(e.load_seconds) + " · " +
-        num(e.step_seconds, e.step_seconds < 10 ? "%.2f" : "%.1f") + " s/step × " +
+        "total " + format_duration(e.total_seconds) + " · load " + format_duration(e.load_seconds) +
+        " · " + num(e.step_seconds, e.step_seconds < 10 ? "%.2f" : "%.1f") + " s/step × " +
         std::to_string(r.workload.steps) + " · quality " + p.quality_tier + " · " + p.group;
     body += text(kMarginX + 24, y, esc(summary), "fill=\"#444444\" class=\"summary\"");
     y += 24 + kPlotH;
@@ -362,13 +350,13 @@ std::string render_svg(const Model& model, const PlanReport& r, std::size_t coun
     for (std::size_t k = 0; k < e.phases.size() && k < 4; ++k) {
       const double w = tmax > 0 ? e.phases[k].seconds / tmax * kTimeW : 0;
       const std::string phase = detail::phase_name(e.phases[k].phase);
-      body +=
-          rect(static_cast<int>(std::lround(tx)), y - 11,
-               static_cast<int>(std::lround(tx + w)) - static_cast<int>(std::lround(tx)), 14,
-               kPhaseColors[k], "bar time " + phase, phase + " " + duration(e.phases[k].seconds));
+      body += rect(static_cast<int>(std::lround(tx)), y - 11,
+                   static_cast<int>(std::lround(tx + w)) - static_cast<int>(std::lround(tx)), 14,
+                   kPhaseColors[k], "bar time " + phase,
+                   phase + " " + format_duration(e.phases[k].seconds));
       tx += w;
     }
-    body += text(static_cast<int>(std::lround(tx)) + 6, y, duration(e.total_seconds),
+    body += text(static_cast<int>(std::lround(tx)) + 6, y, format_duration(e.total_seconds),
                  "class=\"time-total\"");
     body += "</g>\n";
     y += 36;

@@ -28,6 +28,7 @@
 #include "dmem/writer.hpp"
 #include "format/file_io.hpp"
 #include "format/json_util.hpp"
+#include "format/temp_folder.hpp"
 #include "format/writer_layout.hpp"
 #include "model/synthetic_config.hpp"
 
@@ -298,52 +299,6 @@ Status write_component(ComponentJob& job, const ConvertOptions& options, const T
   return Status::ok();
 }
 
-// A new folder beside `dir`, removed with its contents unless renamed into place.
-class TempFolder {
- public:
-  TempFolder() = default;
-  TempFolder(const TempFolder&) = delete;
-  TempFolder& operator=(const TempFolder&) = delete;
-  ~TempFolder() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  Status create(const std::string& dir) {
-    static std::atomic<unsigned> counter{0};
-    const fs::path target(dir);
-    fs::path parent = target.parent_path();
-    if (parent.empty()) parent = ".";
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      std::string leaf = ".";
-      leaf.append(target.filename().string()).append(".convert.");
-      leaf.append(std::to_string(::getpid())).append(".").append(std::to_string(counter++));
-      const std::string p = (parent / leaf).string();
-      if (::mkdir(p.c_str(), 0755) == 0) {
-        path_ = p;
-        return Status::ok();
-      }
-      if (errno != EEXIST) return detail::os_error("cannot create folder", p, errno);
-    }
-    return Status(Errc::io_error, "cannot find a free temporary folder name").with_file(dir);
-  }
-  Status commit(const std::string& dir) {
-    struct stat st {};
-    if (::lstat(dir.c_str(), &st) == 0)
-      return convert_error(Errc::invalid_argument, "the output appeared while converting",
-                           "convert.exists", "remove it and convert again")
-          .with_file(dir);
-    if (::rename(path_.c_str(), dir.c_str()) != 0)
-      return detail::os_error("cannot rename the written folder onto", dir, errno);
-    path_.clear();
-    return Status::ok();
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // diffusers reads pre-quantized bitsandbytes weights only with a quantization_config.
 std::string component_config(const Component& c, const QuantChoice* q, detail::PartKind kind) {
   std::string text = c.config_json.empty() ? detail::synthesize_config(c) : c.config_json;
@@ -508,8 +463,8 @@ Result<ConvertResult> convert_model(const Model& model, std::string_view out_vie
   progress.bytes_total = bytes_total;
   progress.tensors_total = tensors_total;
   Buffers buf;
-  TempFolder tmp;
-  if (folder) DMEM_TRY(tmp.create(out));
+  detail::TempFolder tmp;
+  if (folder) DMEM_TRY(tmp.create(out, "convert"));
   nlohmann::json index = nlohmann::json::object();
   if (folder) {
     index["_class_name"] =
@@ -559,6 +514,12 @@ Result<ConvertResult> convert_model(const Model& model, std::string_view out_vie
   if (folder) {
     DMEM_TRY(
         detail::write_file_atomic(tmp.path() + "/model_index.json", detail::dump_json(index, 2)));
+    // rename() would also replace an empty folder that appeared meanwhile: refuse any.
+    struct stat st {};
+    if (::lstat(out.c_str(), &st) == 0)
+      return convert_error(Errc::invalid_argument, "the output appeared while converting",
+                           "convert.exists", "remove it and convert again")
+          .with_file(out);
     DMEM_TRY(tmp.commit(out));
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();

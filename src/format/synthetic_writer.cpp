@@ -21,6 +21,7 @@
 #include "dmem/writer.hpp"
 #include "format/file_io.hpp"
 #include "format/json_util.hpp"
+#include "format/temp_folder.hpp"
 #include "model/synthetic_config.hpp"
 
 namespace dmem {
@@ -271,53 +272,6 @@ Status write_diffusers(const Model& m, const std::string& root, std::uint64_t se
   return detail::write_file_atomic(root + "/model_index.json", detail::dump_json(index, 2));
 }
 
-// A new folder beside `dir`, removed again unless it is renamed into place.
-class TempFolder {
- public:
-  TempFolder() = default;
-  TempFolder(const TempFolder&) = delete;
-  TempFolder& operator=(const TempFolder&) = delete;
-  ~TempFolder() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-
-  Status create(const std::string& dir) {
-    static std::atomic<unsigned> counter{0};
-    const fs::path target(dir);
-    fs::path parent = target.parent_path();
-    if (parent.empty()) parent = ".";
-    const std::string base = target.filename().string();
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      std::string leaf = ".";
-      leaf.append(base).append(".synthetic.").append(std::to_string(::getpid()));
-      leaf.append(".").append(std::to_string(counter++));
-      const std::string p = (parent / leaf).string();
-      if (::mkdir(p.c_str(), 0755) == 0) {
-        path_ = p;
-        return Status::ok();
-      }
-      if (errno != EEXIST) return detail::os_error("cannot create folder", p, errno);
-    }
-    return Status(Errc::io_error, "cannot find a free temporary folder name").with_file(dir);
-  }
-  Status commit(const std::string& dir) {
-    if (::rename(path_.c_str(), dir.c_str()) != 0) {
-      const int err = errno;
-      Status st = detail::os_error("cannot rename the written folder onto", dir, err);
-      if (err == ENOTEMPTY || err == EEXIST) st.with_hint("the folder was filled while writing");
-      return st;
-    }
-    path_.clear();
-    return Status::ok();
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 Status check_target(const std::string& dir) {
   if (dir.empty())
     return Status(Errc::invalid_argument, "no folder given").with_rule("synthetic.dir");
@@ -368,8 +322,8 @@ Result<std::string> write_synthetic_model(const Model& model, std::string_view d
   for (const auto& c : model.components)
     if (!plain_name(c.name)) return bad_name(c.name, dir);
 
-  TempFolder tmp;
-  DMEM_TRY(tmp.create(dir));
+  detail::TempFolder tmp;
+  DMEM_TRY(tmp.create(dir, "synthetic"));
   std::string opened = dir;
   if (gguf) {
     std::string file = "/";
