@@ -293,10 +293,25 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
     handle->groups.clear();
     cv.notify_all();
   };
+  const auto loading_any = [&] {
+    for (const GroupState& other : groups)
+      if (other.state == State::loading) return true;
+    return false;
+  };
   for (std::uint32_t g : needed) {
     GroupState& s = groups[g];
     if (layout.groups[g].in_place) continue;
-    while (s.state == State::loading) {
+    bool reserved = false;
+    while (true) {
+      while (s.state == State::loading) {
+        stalled = true;
+        cv.wait(lock);
+      }
+      if (s.state == State::resident) break;
+      reserved = reserve_device(layout.groups[g].device_bytes, true);
+      // Room held by a copy in flight (a prefetch, another thread's acquire) becomes evictable
+      // when the copy lands: under a tight budget, wait for it rather than fail.
+      if (reserved || !loading_any()) break;
       stalled = true;
       cv.wait(lock);
     }
@@ -305,7 +320,7 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
       s.prefetched = false;
     } else {
       stalled = true;
-      if (!reserve_device(layout.groups[g].device_bytes, true)) {
+      if (!reserved) {
         unpin_all();
         std::string message = "the device budget cannot hold '";
         message += layout.groups[g].name;
