@@ -27,6 +27,7 @@
 #include "dmem/tensor_source.hpp"
 #include "dmem/writer.hpp"
 #include "format/file_io.hpp"
+#include "format/gguf_arch.hpp"
 #include "format/json_util.hpp"
 #include "format/temp_folder.hpp"
 #include "format/writer_layout.hpp"
@@ -231,22 +232,11 @@ Status write_component(ComponentJob& job, const ConvertOptions& options, const T
     if (gguf) {
       std::vector<GgufKv> meta;
       // city96 / ComfyUI-GGUF keys: the architecture names the model, quantization version 2.
-      const std::pair<std::string_view, std::string_view> kArch[] = {
-          {"flux-dit", "flux"},
-          {"sd3-dit", "sd3"},
-          {"wan-dit", "wan"},
-          {"sdxl-unet", "sdxl"},
-          {"qwen-image-dit", "qwen_image"},
-          {"t5", "t5"},
-          {"umt5", "umt5"},
-          {"qwen2.5-vl", "qwen2vl"},
-          {"clip", "clip"}};
-      for (const auto& [family, arch] : kArch) {
-        if (job.component->arch.family != family) continue;
+      if (std::string arch = detail::gguf_architecture(job.component->arch); !arch.empty()) {
         GgufKv kv;
         kv.key = "general.architecture";
         kv.value.type = GgufType::string;
-        kv.value.value = std::string(arch);
+        kv.value.value = std::move(arch);
         meta.push_back(std::move(kv));
       }
       GgufKv version;

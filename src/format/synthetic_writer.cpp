@@ -20,6 +20,7 @@
 #include "dmem/synthetic.hpp"
 #include "dmem/writer.hpp"
 #include "format/file_io.hpp"
+#include "format/gguf_arch.hpp"
 #include "format/json_util.hpp"
 #include "format/temp_folder.hpp"
 #include "model/synthetic_config.hpp"
@@ -215,22 +216,6 @@ Status write_component_safetensors(const Component& c, const std::string& path,
   return write_safetensors(path, tensors);
 }
 
-std::string gguf_architecture(const ArchInfo& a) {
-  // The names open_model() maps back to a role and family.
-  const std::pair<std::string_view, std::string_view> kArch[] = {{"flux-dit", "flux"},
-                                                                 {"sd3-dit", "sd3"},
-                                                                 {"wan-dit", "wan"},
-                                                                 {"sdxl-unet", "sdxl"},
-                                                                 {"qwen-image-dit", "qwen_image"},
-                                                                 {"t5", "t5"},
-                                                                 {"umt5", "umt5"},
-                                                                 {"qwen2.5-vl", "qwen2vl"},
-                                                                 {"clip", "clip"}};
-  for (const auto& [family, arch] : kArch)
-    if (a.family == family) return std::string(arch);
-  return {};
-}
-
 Status write_gguf_component(const Component& c, const std::string& path, std::uint64_t seed) {
   std::vector<std::vector<unsigned char>> data(c.tensors.size());
   std::vector<TensorData> tensors;
@@ -241,7 +226,7 @@ Status write_gguf_component(const Component& c, const std::string& path, std::ui
     tensors.push_back(TensorData{t.name, t.dtype, t.shape, data[i].data(), t.nbytes});
   }
   std::vector<GgufKv> meta;
-  if (std::string arch = gguf_architecture(c.arch); !arch.empty()) {
+  if (std::string arch = detail::gguf_architecture(c.arch); !arch.empty()) {
     GgufKv kv;
     kv.key = "general.architecture";
     kv.value.type = GgufType::string;
