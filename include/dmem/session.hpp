@@ -249,6 +249,9 @@ class Session {
                                 std::uint64_t bytes) noexcept;
   /// The device this session computes on.
   [[nodiscard]] DeviceKind device() const noexcept;
+  /// What runs linear() on that device: "OpenBLAS sgemm (f32)", "cuBLASLt 13.0.2", or the CUDA
+  /// reference kernel with the reason cuBLASLt is missing (a run far slower than planned).
+  [[nodiscard]] std::string linear_backend() const;
 
   /// The phase of `component` is over: weights that the placement does not keep (model offload,
   /// dropped) leave the device.

@@ -483,6 +483,7 @@ int run_run(const Args& args) {
     j["plan"] = plan_label;
     j["strategy"] = strategy_summary(strategy);
     j["device"] = session->device() == DeviceKind::cuda ? "cuda" : "cpu";
+    j["linear"] = session->linear_backend();
     j["load"] = {{"bytes", st.load_bytes},
                  {"seconds", st.load_seconds},
                  {"staging_peak", st.staging_peak},
@@ -526,7 +527,10 @@ int run_run(const Args& args) {
   if (factor != 1)
     out += " (scaled down ×" + format_count(static_cast<std::uint64_t>(factor)) + ")";
   out += " · " + plan_label + ": " + strategy_summary(strategy) + " · device ";
-  out += session->device() == DeviceKind::cuda ? "cuda\n" : "cpu\n";
+  out += session->device() == DeviceKind::cuda ? "cuda" : "cpu";
+  out += " (linear layers: ";
+  out += session->linear_backend();
+  out += ")\n";
   char line[256];
   std::snprintf(
       line, sizeof line, "load      %s in %.2f s (%s/s), staging peak %s%s\n",

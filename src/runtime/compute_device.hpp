@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "dmem/dtype.hpp"
 #include "dmem/session.hpp"
@@ -43,6 +44,14 @@ class ComputeDevice {
   /// Host -> device copy (the host memory is pinned or a staging buffer).
   [[nodiscard]] virtual Status copy_to_device(void* dst, const void* src,
                                               std::uint64_t bytes) noexcept = 0;
+  /// Queues a host -> device copy; `wait_copies` returns once every queued copy has landed (the
+  /// source must stay valid until then). A group's tensors are queued together and waited for
+  /// once. The default copies at once.
+  [[nodiscard]] virtual Status copy_to_device_async(void* dst, const void* src,
+                                                    std::uint64_t bytes) noexcept {
+    return copy_to_device(dst, src, bytes);
+  }
+  [[nodiscard]] virtual Status wait_copies() noexcept { return Status::ok(); }
   /// Device -> host copy (activations only: weights are never copied back).
   [[nodiscard]] virtual Status copy_to_host(void* dst, const void* src,
                                             std::uint64_t bytes) noexcept = 0;
@@ -50,6 +59,8 @@ class ComputeDevice {
   [[nodiscard]] virtual Status cast(DType from, const void* src, DType to, void* dst,
                                     std::uint64_t count) noexcept = 0;
   [[nodiscard]] virtual Status linear(const LinearArgs& args) noexcept = 0;
+  /// What runs the linear layers ("OpenBLAS sgemm", "cuBLASLt 13.0.2", …), for logs and reports.
+  [[nodiscard]] virtual std::string linear_backend() const = 0;
   /// Free and total memory of the device counting every process (headroom mode's probe).
   [[nodiscard]] virtual Result<DeviceMemoryInfo> memory_info() noexcept = 0;
 };

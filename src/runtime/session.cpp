@@ -281,6 +281,10 @@ Status Session::download(void* host_dst, const void* device_src, std::uint64_t b
   return impl_->device->copy_to_host(host_dst, device_src, bytes);
 }
 
+std::string Session::linear_backend() const {
+  return impl_ ? impl_->device->linear_backend() : std::string();
+}
+
 DeviceKind Session::device() const noexcept {
   return impl_ ? impl_->device->kind() : DeviceKind::cpu;
 }

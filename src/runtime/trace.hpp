@@ -69,7 +69,9 @@ class Trace {
 
   /// A complete span. Categories `dmem report` reads: "load" (bytes), "copy" (bytes; d2h=1 for
   /// device->host), "wait", "evict" (bytes), "step" (index), "phase", "compute", "alloc". Also
-  /// "pressure" (bytes freed by a trim, budget cut, make_room or headroom shrink), which it skips.
+  /// "pressure" (bytes freed by a trim, budget cut, make_room or headroom shrink), "allocate"
+  /// and "free" (device memory mapped before a group's copy, unmapped at its eviction), which it
+  /// skips.
   void span(std::uint32_t lane, std::string_view category, std::string_view name,
             std::uint64_t start_ns, std::uint64_t end_ns,
             std::initializer_list<TraceArg> args = {}) noexcept;

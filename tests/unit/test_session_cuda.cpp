@@ -1,14 +1,19 @@
 // The Session on the CUDA device: refused with the reason where there is no GPU; on a GPU every
 // placement gives the CPU session's outputs (within f32 rounding: the GEMMs sum in another
-// order), weights are never copied back, and evicted weights return to the driver at once.
+// order, and the CUDA linear rounds activations to the weight's 16-bit type as tensor cores
+// do, so the CPU side is given the same rounded activations), weights are never copied back,
+// and evicted weights return to the driver at once. cuBLASLt and the reference kernel agree.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda_device.hpp"
 #include "backend/cuda/cuda_probe.hpp"
 #include "dmem/session.hpp"
 #include "support/runtime_fixture.hpp"
@@ -48,6 +53,13 @@ double max_relative_difference(Session& cpu, Session& gpu, std::size_t tokens) {
       const std::string leaf = name.substr(0, name.size() - 7);
       std::vector<float> x(tokens * in), y_cpu(tokens * out), y_gpu(tokens * out);
       for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(static_cast<float>(i) * 0.37f);
+      const TensorView* on_gpu = b->find(name);
+      REQUIRE(on_gpu != nullptr);
+      if (on_gpu->dtype == DType::bf16 || on_gpu->dtype == DType::f16) {
+        std::vector<std::uint16_t> half(x.size());
+        REQUIRE(convert(DType::f32, x.data(), on_gpu->dtype, half.data(), x.size()).is_ok());
+        REQUIRE(convert(on_gpu->dtype, half.data(), DType::f32, x.data(), x.size()).is_ok());
+      }
       REQUIRE(cpu.linear(*a, leaf, x.data(), tokens, y_cpu.data()).is_ok());
       auto xb = gpu.allocate_buffer(x.size() * 4);
       auto yb = gpu.allocate_buffer(y_gpu.size() * 4);
@@ -159,3 +171,100 @@ TEST_CASE("evicted weights go back to the driver at once", "[cuda]") {
   CHECK(session->stats().device.in_use == 0);
 }
 #endif
+
+namespace {
+
+// Runs one linear layer on `device` with host data in and out.
+std::vector<float> device_linear(detail::ComputeDevice& device, const std::vector<unsigned char>& w,
+                                 DType wt, std::size_t w_offset,
+                                 const std::vector<std::uint16_t>& bias,
+                                 const std::vector<float>& x, std::size_t tokens, std::size_t in,
+                                 std::size_t out) {
+  auto dw = device.allocate(w.size() + w_offset);
+  auto dx = device.allocate(x.size() * 4);
+  auto dy = device.allocate(tokens * out * 4);
+  auto db = device.allocate(bias.size() * 2 + 2);
+  REQUIRE(dw.has_value());
+  REQUIRE(dx.has_value());
+  REQUIRE(dy.has_value());
+  REQUIRE(db.has_value());
+  void* wp = static_cast<unsigned char*>(*dw) + w_offset;  // aligned to one element at least
+  REQUIRE(device.copy_to_device(wp, w.data(), w.size()).is_ok());
+  REQUIRE(device.copy_to_device(*dx, x.data(), x.size() * 4).is_ok());
+  if (!bias.empty()) REQUIRE(device.copy_to_device(*db, bias.data(), bias.size() * 2).is_ok());
+  detail::LinearArgs args;
+  args.weight = wp;
+  args.weight_dtype = wt;
+  args.out = out;
+  args.in = in;
+  args.bias = bias.empty() ? nullptr : *db;
+  args.bias_dtype = DType::bf16;
+  args.x = static_cast<const float*>(*dx);
+  args.tokens = tokens;
+  args.y = static_cast<float*>(*dy);
+  const Status status = device.linear(args);
+  INFO(status.to_string());
+  REQUIRE(status.is_ok());
+  std::vector<float> y(tokens * out);
+  REQUIRE(device.copy_to_host(y.data(), *dy, y.size() * 4).is_ok());
+  device.free(*dw, w.size() + w_offset);
+  device.free(*dx, x.size() * 4);
+  device.free(*dy, tokens * out * 4);
+  device.free(*db, bias.size() * 2 + 2);
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("cuBLASLt linear layers equal the reference kernel's", "[cuda]") {
+  if (skip_without_gpu()) return;
+  auto fast = detail::make_cuda_device(0);
+  REQUIRE(fast.has_value());
+  ::setenv("DMEM_CUBLASLT", "0", 1);
+  auto reference = detail::make_cuda_device(0);
+  ::unsetenv("DMEM_CUBLASLT");
+  REQUIRE(reference.has_value());
+  std::printf("linear: %s; with DMEM_CUBLASLT=0: %s\n", (*fast)->linear_backend().c_str(),
+              (*reference)->linear_backend().c_str());
+  // cuBLASLt ships with the toolkit: a GPU machine without it runs slowly, which this flags.
+  CHECK((*fast)->linear_backend().rfind("cuBLASLt", 0) == 0);
+  CHECK((*reference)->linear_backend().find("DMEM_CUBLASLT=0") != std::string::npos);
+
+  struct Shape {
+    std::size_t tokens, in, out, w_offset;
+  };
+  const Shape shapes[] = {{7, 96, 40, 0},      {1, 64, 64, 0},       {64, 256, 128, 4},
+                          {333, 1000, 515, 0}, {256, 3072, 3072, 0}, {5, 30, 17, 2}};
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const DType wt : {DType::f32, DType::bf16, DType::f16}) {
+    for (const Shape& sh : shapes) {
+      for (const bool with_bias : {false, true}) {
+        INFO(dtype_name(wt) << " tokens " << sh.tokens << " in " << sh.in << " out " << sh.out
+                            << " offset " << sh.w_offset << " bias " << with_bias);
+        std::vector<float> wf(sh.out * sh.in), x(sh.tokens * sh.in), bf(sh.out);
+        for (float& v : wf) v = normal(rng) * 0.05f;
+        for (float& v : x) v = normal(rng);
+        for (float& v : bf) v = normal(rng);
+        std::vector<unsigned char> w(*dtype_bytes(wt, wf.size()));
+        REQUIRE(convert(DType::f32, wf.data(), wt, w.data(), wf.size()).is_ok());
+        std::vector<std::uint16_t> bias;
+        if (with_bias) {
+          bias.resize(bf.size());
+          REQUIRE(convert(DType::f32, bf.data(), DType::bf16, bias.data(), bf.size()).is_ok());
+        }
+        // The offset in elements: weights inside a group are aligned to their element only.
+        const std::size_t offset = sh.w_offset * *dtype_bytes(wt, 1);
+        const auto y_fast = device_linear(**fast, w, wt, offset, bias, x, sh.tokens, sh.in, sh.out);
+        const auto y_ref =
+            device_linear(**reference, w, wt, offset, bias, x, sh.tokens, sh.in, sh.out);
+        double scale = 1e-30, diff = 0;
+        for (std::size_t i = 0; i < y_ref.size(); ++i) {
+          scale = std::max(scale, static_cast<double>(std::fabs(y_ref[i])));
+          diff = std::max(diff, static_cast<double>(std::fabs(y_ref[i] - y_fast[i])));
+        }
+        CHECK(diff / scale < 1e-5);
+      }
+    }
+  }
+}

@@ -66,6 +66,7 @@ class CpuDevice final : public ComputeDevice {
   }
 
   Status linear(const LinearArgs& args) noexcept override { return cpu_linear(args); }
+  std::string linear_backend() const override { return "OpenBLAS sgemm (f32)"; }
 
   Result<DeviceMemoryInfo> memory_info() noexcept override {
     if (simulated_) return simulated_->info();

@@ -1,17 +1,22 @@
 // The CUDA device (kernels in cuda_kernels.cu). Weights live in physical chunks mapped into
 // reserved virtual ranges (the driver's virtual memory API, reached through
 // cudaGetDriverEntryPointByVersion so libdmem links no libcuda): freeing unmaps and releases the
-// chunk, so eviction hands memory back to the driver at once. Copies run on the device's own
-// stream; casts and a reference linear kernel run on it too. Where the virtual memory API is
+// chunk, so eviction hands memory back to the driver at once. Where the virtual memory API is
 // missing, cudaMalloc/cudaFree stand in.
+//
+// Two streams: copies of weights run on their own, so a prefetch on the session's copy worker
+// overlaps the linear layers the host thread runs on the compute stream. Linear layers go
+// through cuBLASLt (cuda_gemm.cpp) when it can be loaded, else through the reference kernel.
 #include <cuda.h>  // driver API types only; the functions come through the runtime
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
 #include <new>
 #include <string>
 
 #include "backend/cuda/cuda_device.hpp"
+#include "backend/cuda/cuda_gemm.hpp"
 #include "backend/cuda/cuda_kernels.hpp"
 #include "runtime/fault_injection.hpp"
 
@@ -96,17 +101,31 @@ Status cuda_error(const char* what, cudaError_t err) {
 
 class CudaDevice final : public ComputeDevice {
  public:
-  CudaDevice(int index, cudaStream_t stream, const DriverVmm* vmm, std::size_t granularity)
-      : index_(index), stream_(stream), granularity_(granularity) {
+  CudaDevice(int index, cudaStream_t stream, cudaStream_t copy_stream, const DriverVmm* vmm,
+             std::size_t granularity)
+      : index_(index), stream_(stream), copy_stream_(copy_stream), granularity_(granularity) {
     if (vmm != nullptr) {
       vmm_ = *vmm;
       use_vmm_ = true;
     }
+    gemm_ = CudaGemm::open(gemm_why_);
   }
   ~CudaDevice() override {
     cudaSetDevice(index_);
+    cudaStreamSynchronize(copy_stream_);
     cudaStreamSynchronize(stream_);
+    gemm_.reset();
+    if (scratch_ != nullptr) cudaFree(scratch_);
+    cudaStreamDestroy(copy_stream_);
     cudaStreamDestroy(stream_);
+  }
+
+  std::string linear_backend() const override {
+    if (gemm_) return gemm_->version();
+    std::string text = "reference kernel (cuBLASLt: ";
+    text += gemm_why_;
+    text += ")";
+    return text;
   }
 
   DeviceKind kind() const noexcept override { return DeviceKind::cuda; }
@@ -156,7 +175,9 @@ class CudaDevice final : public ComputeDevice {
   void free(void* ptr, std::uint64_t bytes) noexcept override {
     if (ptr == nullptr) return;
     cudaSetDevice(index_);
-    // Work queued on the stream may still read it.
+    // Compute queued on the stream may still read it. Copies need no wait: a group's copies
+    // have landed before it is marked resident (or freed after a failed load), and waiting
+    // here would hold the host's release behind the next group's prefetch.
     cudaStreamSynchronize(stream_);
     if (!use_vmm_) {
       cudaFree(ptr);
@@ -169,9 +190,19 @@ class CudaDevice final : public ComputeDevice {
   }
 
   Status copy_to_device(void* dst, const void* src, std::uint64_t bytes) noexcept override {
+    DMEM_TRY(copy_to_device_async(dst, src, bytes));
+    return wait_copies();
+  }
+
+  Status copy_to_device_async(void* dst, const void* src, std::uint64_t bytes) noexcept override {
     cudaSetDevice(index_);
-    cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_);
-    if (err == cudaSuccess) err = cudaStreamSynchronize(stream_);
+    const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_);
+    return err == cudaSuccess ? Status::ok() : cuda_error("host-to-device copy", err);
+  }
+
+  Status wait_copies() noexcept override {
+    cudaSetDevice(index_);
+    const cudaError_t err = cudaStreamSynchronize(copy_stream_);
     return err == cudaSuccess ? Status::ok() : cuda_error("host-to-device copy", err);
   }
 
@@ -213,10 +244,18 @@ class CudaDevice final : public ComputeDevice {
           .with_rule("runtime.cuda");
     if (a.tokens == 0) return Status::ok();
     cudaSetDevice(index_);
-    cudaError_t err = launch_linear(a.x, a.weight, wc, a.bias, bc, a.y, static_cast<int>(a.tokens),
-                                    static_cast<int>(a.in), static_cast<int>(a.out), stream_);
+    cudaError_t err = cudaErrorNotSupported;
+    {
+      // The activation scratch and cuBLASLt's plans are shared by the threads that compute.
+      std::lock_guard<std::mutex> lock(linear_mu_);
+      if (gemm_ && (wc == Code::f32 || wc == Code::f16 || wc == Code::bf16))
+        err = gemm_linear(a, wc, bc);
+      if (err == cudaErrorNotSupported)
+        err = launch_linear(a.x, a.weight, wc, a.bias, bc, a.y, static_cast<int>(a.tokens),
+                            static_cast<int>(a.in), static_cast<int>(a.out), stream_);
+    }
     if (err == cudaSuccess) err = cudaStreamSynchronize(stream_);
-    return err == cudaSuccess ? Status::ok() : cuda_error("linear kernel", err);
+    return err == cudaSuccess ? Status::ok() : cuda_error("linear layer", err);
   }
 
   Result<DeviceMemoryInfo> memory_info() noexcept override {
@@ -235,12 +274,53 @@ class CudaDevice final : public ComputeDevice {
     prop.location.id = index_;
     return prop;
   }
+  // cuBLASLt on tensor cores: x rounded to the weight's 16-bit type in scratch (f32 weights use
+  // x as it is), f32 accumulation and output, then the bias.
+  cudaError_t gemm_linear(const LinearArgs& a, Code wc, Code bc) noexcept {
+    GemmArgs g;
+    g.w = a.weight;
+    g.x = a.x;
+    g.type = wc;
+    g.y = a.y;
+    g.tokens = static_cast<int>(a.tokens);
+    g.in = static_cast<int>(a.in);
+    g.out = static_cast<int>(a.out);
+    if (wc != Code::f32) {
+      const std::uint64_t count = a.tokens * a.in;
+      const std::uint64_t bytes = count * 2;
+      if (bytes > scratch_bytes_) {
+        if (scratch_ != nullptr) cudaFree(scratch_);  // synchronises: nothing reads it after
+        scratch_ = nullptr;
+        scratch_bytes_ = 0;
+        if (cudaMalloc(&scratch_, bytes) != cudaSuccess) {
+          cudaGetLastError();
+          scratch_ = nullptr;
+          return cudaErrorNotSupported;  // the reference kernel needs no scratch
+        }
+        scratch_bytes_ = bytes;
+      }
+      cudaError_t err = launch_cast(a.x, Code::f32, scratch_, wc, count, stream_);
+      if (err != cudaSuccess) return err;
+      g.x = scratch_;
+    }
+    cudaError_t err = gemm_->run(g, stream_);
+    if (err == cudaSuccess && a.bias != nullptr)
+      err = launch_add_bias(a.y, a.bias, bc, g.tokens, g.out, stream_);
+    return err;
+  }
+
   std::size_t rounded(std::uint64_t bytes) const {
     return static_cast<std::size_t>((bytes + granularity_ - 1) / granularity_ * granularity_);
   }
 
   int index_;
-  cudaStream_t stream_;
+  cudaStream_t stream_;       // compute: casts and linear layers
+  cudaStream_t copy_stream_;  // host -> device copies of weights
+  std::unique_ptr<CudaGemm> gemm_;
+  std::string gemm_why_;
+  std::mutex linear_mu_;
+  void* scratch_ = nullptr;  // activations rounded to 16 bits for cuBLASLt
+  std::uint64_t scratch_bytes_ = 0;
   DriverVmm vmm_;
   bool use_vmm_ = false;
   std::size_t granularity_ = 1;
@@ -276,9 +356,13 @@ Result<std::unique_ptr<ComputeDevice>> make_cuda_device(int index) noexcept {
     return Status(Errc::invalid_argument, std::move(message)).with_rule("runtime.device");
   }
   if ((err = cudaSetDevice(index)) != cudaSuccess) return cuda_error("cudaSetDevice", err);
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream = nullptr, copy_stream = nullptr;
   if ((err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) != cudaSuccess)
     return cuda_error("cudaStreamCreate", err);
+  if ((err = cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking)) != cudaSuccess) {
+    cudaStreamDestroy(stream);
+    return cuda_error("cudaStreamCreate", err);
+  }
   DriverVmm vmm;
   std::size_t granularity = 0;
   bool have_vmm = load_vmm(vmm);
@@ -292,8 +376,9 @@ Result<std::unique_ptr<ComputeDevice>> make_cuda_device(int index) noexcept {
         granularity != 0;
   }
   auto* device = new (std::nothrow)
-      CudaDevice(index, stream, have_vmm ? &vmm : nullptr, have_vmm ? granularity : 1);
+      CudaDevice(index, stream, copy_stream, have_vmm ? &vmm : nullptr, have_vmm ? granularity : 1);
   if (device == nullptr) {
+    cudaStreamDestroy(copy_stream);
     cudaStreamDestroy(stream);
     return Status(Errc::out_of_memory, "could not create the CUDA device");
   }

@@ -70,9 +70,16 @@ __global__ void cast_kernel(const void* src, Code from, void* dst, Code to, std:
     store_value(dst, to, i, load_value(src, from, i));
 }
 
+// x rounded to the 16-bit type the tensor cores would see it in (f32 and fp8 weights: unchanged).
+__device__ float round_activation(float v, Code wc) {
+  if (wc == Code::bf16) return __bfloat162float(__float2bfloat16_rn(v));
+  if (wc == Code::f16) return __half2float(__float2half_rn(v));
+  return v;
+}
+
 // Reference linear: y[t, o] = sum_k x[t, k] * w[o, k] (+ b[o]), 16x16 tiles in shared memory,
 // weights converted to f32 as they are read. Correct for every element type; cuBLASLt replaces
-// it for speed.
+// it for speed where it is present.
 constexpr int kTile = 16;
 __global__ void linear_kernel(const float* x, const void* w, Code wc, const void* b, Code bc,
                               float* y, int tokens, int in, int out) {
@@ -84,7 +91,8 @@ __global__ void linear_kernel(const float* x, const void* w, Code wc, const void
   for (int k0 = 0; k0 < in; k0 += kTile) {
     const int kx = k0 + threadIdx.x;
     xs[threadIdx.y][threadIdx.x] =
-        (t < tokens && kx < in) ? x[static_cast<std::uint64_t>(t) * in + kx] : 0.0f;
+        (t < tokens && kx < in) ? round_activation(x[static_cast<std::uint64_t>(t) * in + kx], wc)
+                                : 0.0f;
     const int wo = blockIdx.x * kTile + threadIdx.y;
     ws[threadIdx.y][threadIdx.x] =
         (wo < out && kx < in) ? load_value(w, wc, static_cast<std::uint64_t>(wo) * in + kx) : 0.0f;
@@ -98,13 +106,30 @@ __global__ void linear_kernel(const float* x, const void* w, Code wc, const void
   }
 }
 
+__global__ void add_bias_kernel(float* y, const void* b, Code bc, std::uint64_t n, int out) {
+  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::uint64_t>(gridDim.x) * blockDim.x)
+    y[i] += load_value(b, bc, i % static_cast<std::uint64_t>(out));
+}
+
+unsigned grid_for(std::uint64_t count) {
+  const std::uint64_t want = (count + 255) / 256;
+  return static_cast<unsigned>(want < 65535 ? want : 65535);
+}
+
 }  // namespace
+
+cudaError_t launch_add_bias(float* y, const void* b, Code bc, int tokens, int out,
+                            cudaStream_t stream) {
+  const std::uint64_t n = static_cast<std::uint64_t>(tokens) * static_cast<std::uint64_t>(out);
+  if (n == 0) return cudaSuccess;
+  add_bias_kernel<<<grid_for(n), 256, 0, stream>>>(y, b, bc, n, out);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_cast(const void* src, Code from, void* dst, Code to, std::uint64_t count,
                         cudaStream_t stream) {
-  const std::uint64_t want = (count + 255) / 256;
-  const unsigned blocks = static_cast<unsigned>(want < 65535 ? want : 65535);
-  cast_kernel<<<blocks, 256, 0, stream>>>(src, from, dst, to, count);
+  cast_kernel<<<grid_for(count), 256, 0, stream>>>(src, from, dst, to, count);
   return cudaGetLastError();
 }
 
