@@ -479,6 +479,9 @@ Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
   if (*dropped && **dropped > 0) s.dropped_events = static_cast<std::uint64_t>(**dropped);
   if (auto it = info.find("device"); it != info.end() && it->is_string())
     s.device = it->get<std::string>();
+  auto scale = number_fact(info, "run.scale_down", file);
+  if (!scale) return scale.status();
+  s.scale_down = *scale;
   return s;
 }
 

@@ -72,6 +72,8 @@ struct TraceSummary {
   std::uint64_t events = 0;          ///< trace events read
   std::uint64_t dropped_events = 0;  ///< "trace.dropped": the recorder's cap was reached
   std::string device;                ///< "device" fact, when present
+  /// "run.scale_down" fact: `dmem run --scale-down F` ran F times fewer tokens than the estimate.
+  std::optional<double> scale_down;
 };
 
 /// Summarises trace JSON text. Errors: Errc::format_error, rule "report.json" (not JSON) or
