@@ -102,7 +102,8 @@ struct FoldResult {
 
 /// Folds a `dmem run --trace` file into a calibration (docs/budgets.md, "Calibration"): the
 /// compute throughput of the device that ran is scaled by estimated / measured step time.
-/// `base`: the calibration the run was planned with (else this machine's probed figures).
+/// `base`: the calibration to start from (its other keys are kept). The figure the run was
+/// planned with comes from the trace (plan.* facts), else from `base`, else from the probe.
 /// Errors (Errc::invalid_argument, rule calibrate.trace) name what the trace lacks.
 [[nodiscard]] Result<FoldResult> fold_trace(std::string_view trace_path,
                                             const std::optional<std::string>& base) noexcept;

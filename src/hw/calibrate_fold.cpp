@@ -64,15 +64,16 @@ Result<FoldResult> fold_trace(std::string_view trace_path,
                        "measure the transfer figures with dmem calibrate instead");
 
   FoldResult r;
-  std::optional<double> planned;
   if (base) {
     auto figures = read_calibration_figures(*base);
     if (!figures) return figures.status();
     r.figures = std::move(*figures);
-    planned = cuda ? r.figures.bf16_tflops : r.figures.cpu_gflops;
   }
+  // The figure the run's estimate used: recorded in the trace by dmem run; else the base file's;
+  // else what the planner assumes on this machine (its probe and preset).
+  std::optional<double> planned = cuda ? s.plan_bf16_tflops : s.plan_cpu_gflops;
+  if (!planned || !(*planned > 0)) planned = cuda ? r.figures.bf16_tflops : r.figures.cpu_gflops;
   if (!planned) {
-    // What the planner used without a calibration: this machine's probe (and its preset).
     auto hw = probe_hardware();
     if (!hw) return hw.status();
     if (cuda && hw->gpus.empty())

@@ -482,6 +482,12 @@ Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
   auto scale = number_fact(info, "run.scale_down", file);
   if (!scale) return scale.status();
   s.scale_down = *scale;
+  auto cpu = number_fact(info, "plan.cpu_gflops", file);
+  if (!cpu) return cpu.status();
+  s.plan_cpu_gflops = *cpu;
+  auto gpu = number_fact(info, "plan.bf16_tflops", file);
+  if (!gpu) return gpu.status();
+  s.plan_bf16_tflops = *gpu;
   return s;
 }
 
