@@ -103,7 +103,8 @@ Status measure_disk(const Shapes& sh, const std::vector<std::string>& files, Cal
   return Status::ok();
 }
 
-Status measure_cuda(const Shapes& sh, CalibrationRun& run) {
+// CUDA device 0, or why there is none (checked before anything is measured).
+Result<CudaDeviceInfo> first_cuda_device() {
   std::string why;
   const auto devices = cuda_devices(&why);
   if (devices.empty()) {
@@ -116,7 +117,10 @@ Status measure_cuda(const Shapes& sh, CalibrationRun& run) {
         .with_rule("calibrate.device")
         .with_hint("measure the host only with --device cpu");
   }
-  const CudaDeviceInfo& info = devices.front();
+  return devices.front();
+}
+
+Status measure_cuda(const Shapes& sh, const CudaDeviceInfo& info, CalibrationRun& run) {
   GpuSpec spec;
   spec.cc_major = static_cast<std::uint32_t>(info.cc_major);
   spec.cc_minor = static_cast<std::uint32_t>(info.cc_minor);
@@ -202,9 +206,15 @@ Result<CalibrationRun> run_calibration(const CalibrateOptions& options) noexcept
   run.figures.device = "CPU: ";
   run.figures.device += std::to_string(cpu_cores());
   run.figures.device += " cores";
+  std::optional<CudaDeviceInfo> gpu;
+  if (options.cuda) {
+    auto found = first_cuda_device();
+    if (!found) return found.status();
+    gpu = std::move(*found);
+  }
   measure_host(sh, run);
   DMEM_TRY(measure_disk(sh, options.model_files, run));
-  if (options.cuda) DMEM_TRY(measure_cuda(sh, run));
+  if (gpu) DMEM_TRY(measure_cuda(sh, *gpu, run));
   return run;
 }
 
