@@ -162,27 +162,27 @@ Status measure_cuda(const Shapes& sh, const CudaDeviceInfo& info, CalibrationRun
 
   auto device = make_cuda_device(0);
   if (!device) return device.status();
-  // The 16-bit rate the planner reads as bf16_tflops is its compute dtype's: bf16 from SM 8.0,
-  // f16 before (docs/hardware.md, "Features and compute dtype").
-  const DType compute16 = spec.has_bf16() ? DType::bf16 : DType::f16;
+  // The rate the planner reads as bf16_tflops is its compute dtype's: bf16 from SM 8.0, f16 on
+  // Turing's tensor cores, f32 on the GTX 16xx (docs/hardware.md, "Features and compute dtype").
+  const DType compute = spec.compute_dtype();
   const DType dtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f8_e4m3, DType::i8};
   const std::string gshape = gemm_shape(sh.gpu_tokens, sh.gpu_nk, sh.gpu_nk);
   for (DType t : dtypes) {
     std::string what = "GEMM ";
     what += dtype_name(t);
     what += " weights";
-    const bool is16 = t == compute16;
+    const bool is_compute = t == compute;
     const bool is8 = t == DType::f8_e4m3 && spec.has_fp8();
     CalibrationRow r = row(std::move(what), gshape, "TFLOPS",
-                           is16  ? "bf16_tflops"
-                           : is8 ? "fp8_tflops"
-                                 : "");
+                           is_compute ? "bf16_tflops"
+                           : is8      ? "fp8_tflops"
+                                      : "");
     auto tf = measure_device_linear_tflops(**device, t, sh.gpu_tokens, sh.gpu_nk, sh.gpu_nk,
                                            sh.gemm_reps);
     if (tf && *tf > 0) {
       r.value = *tf;
       r.note = "dmem's CUDA linear, f32 activations";
-      if (is16) run.figures.bf16_tflops = *tf;
+      if (is_compute) run.figures.bf16_tflops = *tf;
       if (is8) run.figures.fp8_tflops = *tf;
       if (t == DType::f8_e4m3 && !spec.has_fp8())
         r.note += " (no fp8 tensor cores below SM 8.9: fp8_tflops not written)";
