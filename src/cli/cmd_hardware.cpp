@@ -95,7 +95,7 @@ int run_hardware(const Args& args) {
   std::printf("  disk    %s free at %s · read %s GB/s\n", format_bytes(hw->disk_free).c_str(),
               detail::escape_text(hw->cache_dir).c_str(), num(hw->disk_read_gbps).c_str());
   std::printf("  CPU     %u cores · %s GFLOPS%s\n", hw->cpu_cores, num(hw->cpu_gflops, 0).c_str(),
-              ho->calibration ? "" : " (assumed; a calibration file gives measured figures)");
+              ho->calibration ? "" : " (assumed; dmem calibrate measures it)");
   return 0;
 }
 

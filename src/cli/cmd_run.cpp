@@ -391,6 +391,12 @@ int run_run(const Args& args) {
   session->trace_info("estimate.pageable", static_cast<double>(est->ram_peak_bytes));
   session->trace_info("estimate.disk", static_cast<double>(est->disk_bytes));
   session->trace_info("estimate.step_seconds", est->step_seconds);
+  // The estimate is for the workload's tokens; a scaled-down run computes `factor` times fewer.
+  if (factor != 1) session->trace_info("run.scale_down", factor);
+  // The compute figures the estimate used, for dmem calibrate --from-trace.
+  session->trace_info("plan.cpu_gflops", machine->hardware.cpu_gflops);
+  if (!machine->hardware.gpus.empty())
+    session->trace_info("plan.bf16_tflops", machine->hardware.gpus.front().bf16_tflops);
 
   // Phases in pipeline order; token counts follow the workload (divided by the scale factor).
   std::uint32_t steps = machine->workload.steps;

@@ -19,5 +19,6 @@ int run_run(const Args& args);
 int run_plugins(const Args& args);
 int run_report(const Args& args);
 int run_convert(const Args& args);
+int run_calibrate(const Args& args);
 
 }  // namespace dmem::cli

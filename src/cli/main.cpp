@@ -27,6 +27,9 @@ commands:
                                candidate file skipped with why
   report <trace.json> [--json] peaks per store, load rate, bytes moved, stalls and overlap per
                                step from a trace (dmem run --trace)
+  calibrate [--json out.json] [--model PATH] [--device cpu|cuda] [--quick]
+                               measure bandwidth and GEMM throughput into a calibration file
+                               for plan --calibration; --from-trace t.json folds a run back in
 
 <model> is a catalog name (dmem models), a .safetensors file, a *.safetensors.index.json,
 a diffusers folder, a single-file checkpoint or a .gguf file.
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "plugins") return dmem::cli::run_plugins(args);
     if (command == "report") return dmem::cli::run_report(args);
     if (command == "convert") return dmem::cli::run_convert(args);
+    if (command == "calibrate") return dmem::cli::run_calibrate(args);
     if (command == "help" || command == "--help" || command == "-h") {
       std::printf("%s\n", kUsage);
       return 0;
@@ -72,12 +76,12 @@ int main(int argc, char** argv) {
                                " [rule cli.internal] (hint: please report this line)",
                            dmem::cli::kExitInternal);
   }
-  dmem::cli::fail(
-      "",
-      dmem::Status(dmem::Errc::invalid_argument, "unknown command '" + std::string(command) + "'")
-          .with_rule("cli.command")
-          .with_hint("one of models, inspect, plan, validate, hardware, plugins, run, report, help")
-          .to_string());
+  dmem::cli::fail("", dmem::Status(dmem::Errc::invalid_argument,
+                                   "unknown command '" + std::string(command) + "'")
+                          .with_rule("cli.command")
+                          .with_hint("one of models, inspect, plan, validate, hardware, plugins, "
+                                     "run, report, calibrate, help")
+                          .to_string());
   std::fprintf(stderr, "%s\n", kUsage);
   return dmem::cli::kExitBadInput;
 }

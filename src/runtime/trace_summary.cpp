@@ -479,6 +479,15 @@ Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
   if (*dropped && **dropped > 0) s.dropped_events = static_cast<std::uint64_t>(**dropped);
   if (auto it = info.find("device"); it != info.end() && it->is_string())
     s.device = it->get<std::string>();
+  auto scale = number_fact(info, "run.scale_down", file);
+  if (!scale) return scale.status();
+  s.scale_down = *scale;
+  auto cpu = number_fact(info, "plan.cpu_gflops", file);
+  if (!cpu) return cpu.status();
+  s.plan_cpu_gflops = *cpu;
+  auto gpu = number_fact(info, "plan.bf16_tflops", file);
+  if (!gpu) return gpu.status();
+  s.plan_bf16_tflops = *gpu;
   return s;
 }
 

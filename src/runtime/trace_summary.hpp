@@ -72,6 +72,10 @@ struct TraceSummary {
   std::uint64_t events = 0;          ///< trace events read
   std::uint64_t dropped_events = 0;  ///< "trace.dropped": the recorder's cap was reached
   std::string device;                ///< "device" fact, when present
+  /// "run.scale_down" fact: `dmem run --scale-down F` ran F times fewer tokens than the estimate.
+  std::optional<double> scale_down;
+  /// "plan.cpu_gflops", "plan.bf16_tflops" facts: the compute figures the estimate used.
+  std::optional<double> plan_cpu_gflops, plan_bf16_tflops;
 };
 
 /// Summarises trace JSON text. Errors: Errc::format_error, rule "report.json" (not JSON) or
