@@ -52,6 +52,8 @@ TrimReport Session::Impl::shrink_to(std::uint64_t target, std::uint64_t requeste
     return false;
   };
   while (loading()) cv.wait(lock);
+  for (const auto& spare : spares) report.freed += spare.second;
+  free_spares();
   while (device_store.in_use() > target) {
     const std::int64_t victim = pick_victim(true);
     if (victim < 0) break;

@@ -84,19 +84,32 @@ Status Session::Impl::onload(std::uint32_t g, std::uint32_t lane, bool urgent) n
   return Status::ok();
 }
 
-void Session::Impl::evict(std::uint32_t g) noexcept {
+void Session::Impl::evict(std::uint32_t g, bool keep_spare) noexcept {
   GroupState& state = groups[g];
   const auto& group = layout.groups[g];
-  const std::uint64_t t0 = trace.now_ns();
-  device->free(state.memory, group.device_bytes);
-  trace.span(lane_host, "free", group.name, t0, trace.now_ns(), {{"bytes", group.device_bytes}});
-  device_store.release(group.device_bytes);
+  constexpr std::size_t kMaxSpares = 2;
+  if (keep_spare && spares.size() < kMaxSpares) {
+    spares.emplace_back(state.memory, group.device_bytes);
+  } else {
+    const std::uint64_t t0 = trace.now_ns();
+    device->free(state.memory, group.device_bytes);
+    trace.span(lane_host, "free", group.name, t0, trace.now_ns(), {{"bytes", group.device_bytes}});
+    device_store.release(group.device_bytes);
+  }
   state.memory = nullptr;
   state.state = State::parked;
   state.prefetched = false;
   evictions += 1;
   evicted_bytes += group.device_bytes;
   trace.instant(lane_host, "evict", group.name, {{"bytes", group.device_bytes}});
+}
+
+void Session::Impl::free_spares() noexcept {
+  for (const auto& [memory, bytes] : spares) {
+    device->free(memory, bytes);
+    device_store.release(bytes);
+  }
+  spares.clear();
 }
 
 std::int64_t Session::Impl::pick_victim(bool urgent) const noexcept {
@@ -119,6 +132,15 @@ std::int64_t Session::Impl::pick_victim(bool urgent) const noexcept {
 }
 
 bool Session::Impl::reserve_device(std::uint64_t bytes, bool urgent) noexcept {
+  // A spare of this size is the room itself, already counted. Any other size: the spares go
+  // first, so they never add to a peak (the store holds what it held without them).
+  for (auto it = spares.begin(); it != spares.end(); ++it) {
+    if (it->second != bytes) continue;
+    claimed.push_back(*it);
+    spares.erase(it);
+    return true;
+  }
+  free_spares();
   while (true) {
     if (device_store.try_reserve_within(bytes, device_limit())) return true;
     const std::int64_t victim = pick_victim(urgent);
@@ -137,6 +159,16 @@ bool Session::Impl::reserve_device(std::uint64_t bytes, bool urgent) noexcept {
 Result<void*> Session::Impl::allocate_device(std::uint64_t bytes, bool urgent,
                                              std::string_view what,
                                              std::unique_lock<std::mutex>* lock) noexcept {
+  {
+    std::unique_lock<std::mutex> own;
+    if (lock == nullptr) own = std::unique_lock<std::mutex>(mu);
+    for (auto it = claimed.begin(); it != claimed.end(); ++it) {
+      if (it->second != bytes) continue;
+      void* memory = it->first;
+      claimed.erase(it);
+      return memory;
+    }
+  }
   std::uint64_t freed = 0;
   for (std::uint32_t attempt = 0;; ++attempt) {
     auto memory = device->allocate(bytes);
@@ -153,6 +185,11 @@ Result<void*> Session::Impl::allocate_device(std::uint64_t bytes, bool urgent,
     // back idle weights, by the same policy as the budget, and try again.
     std::unique_lock<std::mutex> own;
     if (lock == nullptr) own = std::unique_lock<std::mutex>(mu);
+    if (!spares.empty()) {
+      for (const auto& spare : spares) freed += spare.second;
+      free_spares();
+      continue;
+    }
     const std::int64_t victim = pick_victim(urgent);
     if (victim < 0) {
       alloc_failures += 1;
@@ -188,9 +225,19 @@ void Session::Impl::schedule_prefetch(std::uint32_t c, std::uint32_t g) noexcept
   const auto it = std::find(seq.begin(), seq.end(), g);
   if (it == seq.end()) return;
   std::size_t pos = static_cast<std::size_t>(it - seq.begin());
+  // The next `prefetch_depth` blocks. Small groups between them (norms, embeddings, the
+  // projections around the blocks) ride along without counting, or a step's first block would
+  // wait behind them for its copy.
+  std::uint64_t largest = 0;
+  for (std::uint32_t other : cl.groups)
+    largest = std::max(largest, layout.groups[other].device_bytes);
   std::vector<std::uint32_t> window;
-  for (std::uint32_t k = 0; k < cl.prefetch_depth && k + 1 < seq.size(); ++k)
-    window.push_back(seq[(pos + 1 + k) % seq.size()]);
+  std::uint32_t counted = 0;
+  for (std::size_t k = 1; k < seq.size() && counted < cl.prefetch_depth; ++k) {
+    const std::uint32_t next = seq[(pos + k) % seq.size()];
+    window.push_back(next);
+    if (layout.groups[next].device_bytes * 4 >= largest) ++counted;
+  }
   // A prefetched group outside the window was not used when expected (the host changed its
   // order, or acquired it before the copy started): drop it rather than let it sit there.
   for (std::uint32_t other : cl.groups) {
@@ -434,7 +481,8 @@ void Session::Impl::release(const std::vector<std::uint32_t>& released) noexcept
   for (std::uint32_t g : released) {
     GroupState& s = groups[g];
     s.pins -= 1;
-    if (s.pins == 0 && s.state == State::resident && layout.groups[g].drop_after_use) evict(g);
+    if (s.pins == 0 && s.state == State::resident && layout.groups[g].drop_after_use)
+      evict(g, true);
   }
   cv.notify_all();
 }
@@ -460,6 +508,7 @@ void Session::Impl::finish(std::string_view component) noexcept {
     if (layout.components[group.component].name != component || group.keep) continue;
     if (groups[g].state == State::resident && groups[g].pins == 0) evict(g);
   }
+  free_spares();
   cv.notify_all();
 }
 

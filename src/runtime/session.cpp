@@ -43,6 +43,12 @@ Session::Impl::Impl(const Model& m, const SessionOptions& o)
 Session::Impl::~Impl() {
   stop_watcher();
   stop_worker();
+  free_spares();
+  for (const auto& [memory, bytes] : claimed) {  // none unless a load failed midway
+    device->free(memory, bytes);
+    device_store.release(bytes);
+  }
+  claimed.clear();
   for (std::uint32_t g = 0; g < groups.size(); ++g) {
     if (groups[g].memory != nullptr) {
       device->free(groups[g].memory, layout.groups[g].device_bytes);

@@ -63,7 +63,9 @@ struct Session::Impl {
   // Reserves device bytes, evicting idle groups (lock held). Prefetched-unused groups are evicted
   // only when `urgent` (an acquire needs the room now).
   bool reserve_device(std::uint64_t bytes, bool urgent) noexcept;
-  void evict(std::uint32_t group) noexcept;  // lock held
+  // Lock held. With `keep_spare`, the group's device memory may stay mapped as a spare (below).
+  void evict(std::uint32_t group, bool keep_spare = false) noexcept;
+  void free_spares() noexcept;  // lock held; returns every spare to the device
   // The idle group to evict next (lock held): least recently used, prefetched-unused ones last
   // and only when `urgent`; -1 when none.
   std::int64_t pick_victim(bool urgent) const noexcept;
@@ -116,6 +118,13 @@ struct Session::Impl {
 
   std::vector<GroupState> groups;
   std::vector<Order> orders;
+  // Device memory of groups dropped after use, kept mapped (and counted in the device store) for
+  // the next group of the same size, so streaming maps and unmaps nothing per block. A
+  // reservation of any other size frees them first (they never raise a peak); pressure calls,
+  // finish and close free them all. A spare that reserve_device counted as an allocation's room
+  // is "claimed" until allocate_device takes it. Both under mu.
+  std::vector<std::pair<void*, std::uint64_t>> spares;
+  std::vector<std::pair<void*, std::uint64_t>> claimed;
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::uint32_t> queue;

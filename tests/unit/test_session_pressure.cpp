@@ -175,11 +175,13 @@ TEST_CASE(
   auto raised = session->set_budget(StoreKind::device, 4 * largest);
   REQUIRE(raised.has_value());
   CHECK(raised->complete());
+  const std::uint64_t copies =
+      session->stats().copies_to_device;  // the acquire's and the prefetch's
   {
     auto first = session->acquire("transformer", units[1]);
     REQUIRE(first.has_value());
   }
-  for (int i = 0; i < 5000 && session->stats().device.in_use == 0; ++i)
+  for (int i = 0; i < 5000 && session->stats().copies_to_device < copies + 2; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const std::uint64_t before = session->stats().prefetch_hits;
   {
