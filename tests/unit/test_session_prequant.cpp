@@ -467,3 +467,56 @@ TEST_CASE("prequant: every injected failure while gathering is a clean Status",
   }
   CHECK(walked > 0);
 }
+
+TEST_CASE("prequant: the files bitsandbytes itself saved run as a session that quantized the input",
+          "[prequant][runtime]") {
+  // tests/golden/convert/: Linear4bit / Linear8bitLt state dicts saved by bitsandbytes 0.50.2
+  // (scripts/golden/convert.py) from input.safetensors.
+  const std::string golden = std::string(DMEM_GOLDEN_DIR) + "/convert/";
+  auto input = open_model(golden + "input.safetensors");
+  REQUIRE(input.has_value());
+  const std::string ci = input->components.front().name;
+  for (const char* name : {"nf4-dq", "fp4"}) {
+    INFO(name);
+    if (!have("dmem.quantizer.nf4")) {
+      WARN("nf4 plugin not built; skipped");
+      return;
+    }
+    const std::string file = std::string(name) == "nf4-dq" ? "nf4_dq" : name;
+    auto saved = open_model(golden + file + ".safetensors");
+    REQUIRE(saved.has_value());
+    const std::string cs = saved->components.front().name;
+    auto self = Session::open(*input, strategy_for(ci, {}, quantized_as(name)), plugin_options());
+    INFO(self.status().to_string());
+    REQUIRE(self.has_value());
+    auto loaded = Session::open(*saved, strategy_for(cs, {}), plugin_options());
+    INFO(loaded.status().to_string());
+    REQUIRE(loaded.has_value());
+    CHECK(compare(*self, ci, *loaded, cs) > 0);
+  }
+}
+
+TEST_CASE("prequant: dmem run on a converted diffusers folder", "[prequant][cli][slow]") {
+  if (!have("dmem.quantizer.nf4")) {
+    WARN("nf4 plugin not built; skipped");
+    return;
+  }
+  test::TempDir dir;
+  const Model model = synthetic_flux(dir);
+  ConvertOptions o;
+  auto q = resolve_quantizer("nf4");
+  REQUIRE(q.has_value());
+  q->component = "transformer";
+  o.quantize.push_back(*q);
+  o.plugins = &stock_plugins();
+  const std::string out = dir.file("flux-nf4");
+  auto r = convert_model(model, out, o);
+  INFO(r.status().to_string());
+  REQUIRE(r.has_value());
+  std::string text;
+  const int rc =
+      test::run_command(test::cli_path() + " run " + out + " --steps 1 --json", &text, false);
+  INFO(text);
+  REQUIRE(rc == 0);
+  CHECK(text.find("\"denoise\"") != std::string::npos);
+}
