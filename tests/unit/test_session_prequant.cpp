@@ -13,6 +13,7 @@
 #include "dmem/catalog.hpp"
 #include "dmem/convert.hpp"
 #include "dmem/model.hpp"
+#include "dmem/module_tree.hpp"
 #include "dmem/plugin_registry.hpp"
 #include "dmem/session.hpp"
 #include "dmem/synthetic.hpp"
@@ -328,6 +329,8 @@ TEST_CASE("prequant: fp8 scales per tensor and per channel are f32 multiplicatio
     REQUIRE(ms.has_value());
     REQUIRE(mp.has_value());
     const std::string cs = ms->components.front().name, cp = mp->components.front().name;
+    // The planner sees the pair as one pre-quantized Linear: no cast or quantizer applies again.
+    CHECK(summarize(ms->components.front()).prequantized == "fp8 scaled");
     auto a = Session::open(*ms, strategy_for(cs, {}), plugin_options());
     INFO(a.status().to_string());
     REQUIRE(a.has_value());
