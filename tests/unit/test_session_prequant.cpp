@@ -20,6 +20,7 @@
 #include "dmem/tensor_source.hpp"
 #include "dmem/writer.hpp"
 #include "runtime/fault_injection.hpp"
+#include "runtime/prequant.hpp"
 #include "support/runtime_fixture.hpp"
 #include "support/test_support.hpp"
 
@@ -522,4 +523,85 @@ TEST_CASE("prequant: dmem run on a converted diffusers folder", "[prequant][cli]
   INFO(text);
   REQUIRE(rc == 0);
   CHECK(text.find("\"denoise\"") != std::string::npos);
+}
+
+TEST_CASE("prequant: gathered int8 pieces are the bytes the plugin packs from the original",
+          "[prequant][runtime]") {
+  // LLM.int8 cannot run on the CPU device, so its layout is checked without a session: the
+  // pieces found in the converted file, read in order, against the plugin's own quantize().
+  if (!have("dmem.quantizer.bnb_int8")) {
+    WARN("bnb_int8 plugin not built; skipped");
+    return;
+  }
+  test::TempDir dir;
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 2, 64);
+  const Model pre = converted(model, dir.file("int8.safetensors"), "int8");
+  const Component& src = model.components.front();
+  const Component& dst = pre.components.front();
+  auto source = TensorSource::open(dst);
+  auto original = TensorSource::open(src);
+  REQUIRE(source.has_value());
+  REQUIRE(original.has_value());
+  auto found = detail::find_prequantized(dst, *source);
+  INFO(found.status().to_string());
+  REQUIRE(found.has_value());
+  REQUIRE_FALSE(found->empty());
+  auto q = stock_plugins().create_quantizer("dmem.quantizer.bnb_int8", {});
+  REQUIRE(q.has_value());
+  for (detail::PrequantWeight& w : *found) {
+    INFO(w.weight->name);
+    CHECK(w.format == "bnb int8");
+    REQUIRE(detail::plan_pieces(w, *q, *source).is_ok());
+    std::vector<unsigned char> gathered(w.logical.nbytes);
+    for (const detail::PackedPiece& p : w.pieces) {
+      if (p.tensor == nullptr) {
+        std::memcpy(gathered.data() + p.at, p.bytes.data(), p.nbytes);
+      } else {
+        REQUIRE(source->read(*p.tensor, gathered.data() + p.at).is_ok());
+      }
+    }
+    const TensorInfo* t = nullptr;
+    for (const TensorInfo& s : src.tensors)
+      if (s.name == w.weight->name) t = &s;
+    REQUIRE(t != nullptr);
+    std::vector<unsigned char> raw(t->nbytes), packed(w.logical.nbytes);
+    REQUIRE(original->read(*t, raw.data()).is_ok());
+    REQUIRE(q->quantize(HostTensor{t->dtype, t->shape, raw.data(), t->nbytes}, packed.data(),
+                        packed.size())
+                .is_ok());
+    CHECK(gathered == packed);
+  }
+}
+
+TEST_CASE("prequant: variants no plugin decodes are refused by name", "[prequant][runtime]") {
+  test::TempDir dir;
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 2, 64);
+  const std::string victim = "transformer_blocks.0.attn.to_q.weight";
+  if (have("dmem.quantizer.nf4")) {
+    const Model pre = converted(model, dir.file("nf4.safetensors"), "nf4");
+    Copy c = copy_of(pre.components.front());
+    for (std::size_t i = 0; i < c.tensors.size(); ++i) {
+      if (c.tensors[i].name != victim + ".quant_map") continue;
+      float v = 0;
+      std::memcpy(&v, c.bytes[i].data() + 4, 4);
+      v *= 1.5f;  // another code table
+      std::memcpy(c.bytes[i].data() + 4, &v, 4);
+    }
+    write_copy(dir.file("map.safetensors"), c.tensors);
+    Status s = open_status(dir.file("map.safetensors"));
+    CHECK(s.rule() == "prequant.format");
+    CHECK(s.tensor() == victim + ".quant_map");
+  }
+  // fp8 with three scales for 64 rows (block-wise scales are not read).
+  std::vector<unsigned char> codes(64 * 64, 0x38);
+  const float scales[3] = {1, 2, 3};
+  write_copy(
+      dir.file("fp8.safetensors"),
+      {TensorData{"blocks.0.proj.weight", DType::f8_e4m3, {64, 64}, codes.data(), codes.size()},
+       TensorData{"blocks.0.proj.weight_scale", DType::f32, {3}, scales, 12},
+       TensorData{"blocks.1.proj.weight", DType::f8_e4m3, {64, 64}, codes.data(), codes.size()}});
+  Status s = open_status(dir.file("fp8.safetensors"));
+  CHECK(s.rule() == "prequant.format");
+  CHECK(s.tensor() == "blocks.0.proj.weight_scale");
+  CHECK_FALSE(s.hint().empty());
 }
