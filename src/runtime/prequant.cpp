@@ -55,7 +55,8 @@ Status read_bnb4(PrequantWeight& w, const TensorInfo& qs, bool fp4, const Tensor
                  const TensorSource& source) {
   const std::string& name = qs.name;
   if (qs.nbytes == 0 || qs.nbytes > kMaxQuantState)
-    return state_error(name, "the quant state is " + std::to_string(qs.nbytes) + " bytes", kResave);
+    return state_error(
+        name, std::string("the quant state is ") + std::to_string(qs.nbytes) + " bytes", kResave);
   std::string text(qs.nbytes, '\0');
   DMEM_TRY(source.read(qs, text.data()));
   nlohmann::json j;
@@ -80,15 +81,15 @@ Status read_bnb4(PrequantWeight& w, const TensorInfo& qs, bool fp4, const Tensor
   }
   if (type->get<std::string>() != (fp4 ? "fp4" : "nf4")) {
     return state_error(name,
-                       "the quant state says quant_type '" + type->get<std::string>() +
-                           "' but its key says " + (fp4 ? "fp4" : "nf4"),
+                       std::string("the quant state says quant_type '") + type->get<std::string>() +
+                           std::string("' but its key says ") + (fp4 ? "fp4" : "nf4"),
                        kResave);
   }
   const auto original = dtype_from_name(dtype->get<std::string>());
   if (!original ||
       (*original != DType::bf16 && *original != DType::f16 && *original != DType::f32)) {
     return state_error(name,
-                       "the quant state's dtype '" + dtype->get<std::string>() +
+                       std::string("the quant state's dtype '") + dtype->get<std::string>() +
                            "' is not float16, bfloat16 or float32",
                        kResave);
   }
@@ -100,10 +101,10 @@ Status read_bnb4(PrequantWeight& w, const TensorInfo& qs, bool fp4, const Tensor
     dims.push_back(d.get<std::uint64_t>());
   }
   if (dims.size() != 2) {
-    return format_error(
-        name,
-        "a 4-bit weight of shape " + describe_shape(dims) + " is not a linear layer's [out, in]",
-        "keep this tensor unquantized");
+    return format_error(name,
+                        std::string("a 4-bit weight of shape ") + describe_shape(dims) +
+                            " is not a linear layer's [out, in]",
+                        "keep this tensor unquantized");
   }
   const auto* offset = field("nested_offset");
   if ((nested != nullptr) != (offset != nullptr)) {
@@ -190,7 +191,8 @@ Result<std::vector<PrequantWeight>> find_prequantized(const Component& component
         return state_error(t.name, "a 4-bit weight without its absmax", kResave);
       if (t.dtype != DType::u8) {
         return state_error(t.name,
-                           "a 4-bit weight stored as " + std::string(dtype_name(t.dtype)) +
+                           std::string("a 4-bit weight stored as ") +
+                               std::string(dtype_name(t.dtype)) +
                                ", not the packed uint8 bitsandbytes writes",
                            kResave);
       }
@@ -205,8 +207,9 @@ Result<std::vector<PrequantWeight>> find_prequantized(const Component& component
     } else if (scb != nullptr) {
       if (t.dtype != DType::i8 || t.shape.size() != 2) {
         return state_error(t.name,
-                           "has SCB row scales but is " + std::string(dtype_name(t.dtype)) + " " +
-                               describe_shape(t.shape) + ", not an int8 [out, in] weight",
+                           std::string("has SCB row scales but is ") +
+                               std::string(dtype_name(t.dtype)) + " " + describe_shape(t.shape) +
+                               ", not an int8 [out, in] weight",
                            kResave);
       }
       w.kind = PrequantKind::bnb_int8;
@@ -220,7 +223,7 @@ Result<std::vector<PrequantWeight>> find_prequantized(const Component& component
         DMEM_TRY(source.read(*f, &v));
         if (v != 0) {
           return format_error(f->name,
-                              "weight_format " + std::to_string(v) +
+                              std::string("weight_format ") + std::to_string(v) +
                                   " (a tiled col32/col_turing/col_ampere layout of an old "
                                   "bitsandbytes); only the row layout (0) is read",
                               "load it with bitsandbytes >= 0.45 and save it again");
@@ -228,26 +231,28 @@ Result<std::vector<PrequantWeight>> find_prequantized(const Component& component
         w.state.push_back(f);
       }
     } else if (t.dtype == DType::i8 && t.shape.size() == 2 && linear.count(module) != 0) {
-      return state_error(t.name, "an int8 weight without its SCB row scales ('" + module + ".SCB')",
-                         kResave);
+      return state_error(
+          t.name, std::string("an int8 weight without its SCB row scales ('") + module + ".SCB')",
+          kResave);
     } else if (fp8 && scale != nullptr) {
       if (t.shape.size() != 2) {
         return format_error(t.name,
-                            "a scaled fp8 weight of shape " + describe_shape(t.shape) +
+                            std::string("a scaled fp8 weight of shape ") + describe_shape(t.shape) +
                                 " is not a linear layer's [out, in]",
                             "store it without a scale, or in bf16");
       }
       if (scale->dtype != DType::f32 && scale->dtype != DType::bf16 && scale->dtype != DType::f16) {
         return format_error(scale->name,
-                            "an fp8 scale of dtype " + std::string(dtype_name(scale->dtype)) +
+                            std::string("an fp8 scale of dtype ") +
+                                std::string(dtype_name(scale->dtype)) +
                                 "; f32, bf16 or f16 scales are read",
                             "store the scale as float32");
       }
       const std::uint64_t n = scale->elements();
       if (n != 1 && n != t.shape[0]) {
         return format_error(scale->name,
-                            "an fp8 scale of " + std::to_string(n) + " values for a weight of " +
-                                describe_shape(t.shape) +
+                            std::string("an fp8 scale of ") + std::to_string(n) +
+                                " values for a weight of " + describe_shape(t.shape) +
                                 "; one scale per tensor or per output row is read",
                             "block-wise fp8 scales are not supported yet: dequantize the "
                             "checkpoint to bf16, or convert it with `dmem convert -q "
@@ -272,7 +277,7 @@ Result<std::vector<PrequantWeight>> find_prequantized(const Component& component
     } else if (dtype_info(t.dtype).is_block_quant && t.shape.size() == 2 &&
                linear.count(module) != 0) {
       w.kind = PrequantKind::gguf;
-      w.format = "gguf " + std::string(dtype_name(t.dtype));
+      w.format = std::string("gguf ") + std::string(dtype_name(t.dtype));
       w.plugin = "dmem.quantizer.gguf";
       w.params = {{"type", std::string(dtype_name(t.dtype))}};
     } else {
@@ -296,11 +301,12 @@ Result<std::vector<PrequantWeight>> find_prequantized(const Component& component
       const std::string owner = t.name.substr(0, t.name.size() - aux.size()) + ".weight";
       const TensorInfo* w = find(owner);
       if (w == nullptr) {
-        return state_error(t.name, "quantization state without its weight '" + owner + "'",
+        return state_error(t.name,
+                           std::string("quantization state without its weight '") + owner + "'",
                            "the checkpoint is incomplete (a shard missing?): download it again");
       }
       return format_error(t.name,
-                          "quantization state beside '" + owner + "', which is " +
+                          std::string("quantization state beside '") + owner + "', which is " +
                               std::string(dtype_name(w->dtype)) + " " + describe_shape(w->shape) +
                               ": no known format pairs them",
                           "fp8 scales go with fp8 weights, SCB with int8 and absmax with packed "
@@ -396,9 +402,10 @@ Status plan_pieces(PrequantWeight& w, const QuantizerInstance& q,
         p.nbytes = part.nbytes;
         if (have == nullptr) {
           if (!ends_with(part.name, ".weight_format"))
-            return state_error(part.name,
-                               "missing: the " + w.format + " weight '" + t.name + "' needs it",
-                               kResave);
+            return state_error(
+                part.name,
+                std::string("missing: the ") + w.format + " weight '" + t.name + "' needs it",
+                kResave);
           p.bytes.assign(1, '\0');  // older bitsandbytes wrote no weight_format: row layout
         } else {
           if (have->nbytes != part.nbytes) return size_error(*have, part.nbytes);

@@ -53,13 +53,13 @@ Status Session::Impl::open_prequantized(const Strategy& strategy) noexcept {
       if (options.device == DeviceKind::cuda) {
         if (gguf) continue;  // GGML blocks stay as stored: the device decodes them itself
         return in_component(
-            cs.component,
-            Status(Errc::unsupported, "'" + w.weight->name + "' is stored as " + w.format +
-                                          ", and pre-quantized weights run on the CPU device "
-                                          "only in this version")
-                .with_tensor(w.weight->name)
-                .with_rule("runtime.quantizer.device")
-                .with_hint("run with --device cpu"));
+            cs.component, Status(Errc::unsupported,
+                                 std::string("'") + w.weight->name + "' is stored as " + w.format +
+                                     ", and pre-quantized weights run on the CPU device "
+                                     "only in this version")
+                              .with_tensor(w.weight->name)
+                              .with_rule("runtime.quantizer.device")
+                              .with_hint("run with --device cpu"));
       }
       std::string key = w.plugin;
       for (const auto& [k, v] : w.params) key.append(" ").append(k).append("=").append(v);
@@ -87,8 +87,9 @@ Status Session::Impl::open_prequantized(const Strategy& strategy) noexcept {
         if ((q->caps().exec_devices & kDeviceCpu) == 0) {
           return in_component(
               cs.component,
-              Status(Errc::unsupported, "'" + w.weight->name + "' is stored as " + w.format +
-                                            ", whose quantizer " + w.plugin +
+              Status(Errc::unsupported, std::string("'") + w.weight->name + "' is stored as " +
+                                            w.format + std::string(", whose quantizer ") +
+                                            w.plugin +
                                             " executes on CUDA only, and this session computes "
                                             "on the CPU")
                   .with_tensor(w.weight->name)

@@ -304,8 +304,8 @@ TEST_CASE("prequant: fp8 scales per tensor and per channel are f32 multiplicatio
       reference[i] = decoded[i] * c.per_row[i / in];
     std::uint64_t scale_bytes = c.dtype == DType::f32 ? 4 : 2;
     for (std::uint64_t d : c.shape) scale_bytes *= d;
-    const std::string scaled = dir.file("scaled" + std::to_string(k) + ".safetensors");
-    const std::string plain = dir.file("plain" + std::to_string(k) + ".safetensors");
+    const std::string scaled = dir.file(std::string("scaled") + std::to_string(k) + ".safetensors");
+    const std::string plain = dir.file(std::string("plain") + std::to_string(k) + ".safetensors");
     write_copy(
         scaled,
         {TensorData{"blocks.0.proj.weight", DType::f8_e4m3, {out, in}, codes.data(), codes.size()},
