@@ -33,11 +33,10 @@ struct LeafInfo {
   std::string name;
   std::uint64_t bytes = 0;
   std::uint64_t params = 0;
-  bool castable = false;  ///< layerwise casting may store it in fp8
-  bool linear = false;    ///< owns a 2-D linear weight a quantizer may act on
-  int block = -1;         ///< index into ComponentSummary::blocks, -1 outside any block
-  std::string
-      prequantized;  ///< "bnb nf4", "bnb fp4", "bnb int8": stored quantized (with its state)
+  bool castable = false;     ///< layerwise casting may store it in fp8
+  bool linear = false;       ///< owns a 2-D linear weight a quantizer may act on
+  int block = -1;            ///< index into ComponentSummary::blocks, -1 outside any block
+  std::string prequantized;  ///< "bnb nf4", "bnb fp4", "bnb int8", "fp8 scaled": stored quantized
 };
 
 struct ComponentSummary {
@@ -59,7 +58,7 @@ struct ComponentSummary {
   std::uint64_t castable_bytes = 0;  ///< bytes layerwise casting would convert
   std::uint64_t linear_bytes = 0;    ///< bytes of linear weights (what quantizers act on)
   std::uint64_t linear_params = 0;
-  std::uint64_t prequantized_bytes = 0;  ///< bytes of leaves stored pre-quantized (bitsandbytes)
+  std::uint64_t prequantized_bytes = 0;  ///< bytes of leaves stored pre-quantized (with state)
   std::string prequantized;              ///< the first pre-quantized storage found, or empty
 };
 

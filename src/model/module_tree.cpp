@@ -64,10 +64,10 @@ struct LeafAcc {
   std::size_t weight_rank = 0;
   int block = -1;
   std::size_t order = 0;
-  const char* prequantized = nullptr;  // "bnb nf4", "bnb fp4", "bnb int8"
+  const char* prequantized = nullptr;  // "bnb nf4", "bnb fp4", "bnb int8", "fp8 scaled"
 };
 
-// bitsandbytes keeps a quantized Linear's state beside its weight (FORMATS.md §3.5, §4.3):
+// Quantized Linears keep their state beside their weight. bitsandbytes (FORMATS.md §3.5, §4.3):
 // `M.weight.absmax`, `M.weight.quant_map`, `M.weight.nested_*`,
 // `M.weight.quant_state.bitsandbytes__nf4|fp4`, and `M.SCB` / `M.weight_format` for int8. Returns
 // the module M such a tensor belongs to (empty for other names) and the storage it marks.
@@ -89,6 +89,14 @@ std::string_view bnb_module(std::string_view name, const char*& kind) {
   if (name.size() > kScb.size() && name.substr(name.size() - kScb.size()) == kScb) {
     kind = "bnb int8";
     return name.substr(0, name.size() - kScb.size());
+  }
+  // fp8 weights with a scale (dmem convert, vLLM/ModelOpt `weight_scale`, ComfyUI `scale_weight`):
+  // the scale is the weight's, and the Session decodes the pair (runtime/prequant.hpp).
+  for (const std::string_view scale :
+       {std::string_view(".weight_scale"), std::string_view(".scale_weight")}) {
+    if (name.size() <= scale.size() || name.substr(name.size() - scale.size()) != scale) continue;
+    kind = "fp8 scaled";
+    return name.substr(0, name.size() - scale.size());
   }
   return {};
 }

@@ -259,6 +259,86 @@ Status Session::Impl::quantize_job(std::uint32_t index, void* device_dst, void* 
   return Status::ok();
 }
 
+Status Session::Impl::gather_job(std::uint32_t index, void* device_dst, void* host_dst,
+                                 bool to_cache) noexcept {
+  // A pre-quantized weight: its checkpoint tensors are read, as they are, to their places in
+  // the plugin's packed layout (nothing is dequantized or quantized again).
+  const TensorSlot& slot = layout.tensors[index];
+  const detail::PrequantWeight& w = *slot.prequant;
+  const TensorSource& source = *sources[slot.component];
+  std::vector<detail::HostRegion> held;  // returned to the staging account on every exit
+  const auto release = [&] {
+    for (auto& r : held) staging_in_use.fetch_sub(r.size());
+  };
+  const auto take = [&](std::uint64_t bytes) -> Result<unsigned char*> {
+    if (detail::fault_hit(FaultSite::host_alloc)) {
+      return Status(Errc::out_of_memory, "could not allocate a gather buffer (injected)")
+          .with_rule("runtime.alloc");
+    }
+    auto region = detail::HostRegion::allocate(bytes, "staging");
+    if (!region) return region.status();
+    const std::uint64_t now = staging_in_use.fetch_add(bytes) + bytes;
+    std::uint64_t peak = staging_peak.load();
+    while (now > peak && !staging_peak.compare_exchange_weak(peak, now)) {
+    }
+    held.push_back(std::move(region.value()));
+    return held.back().data();
+  };
+  const bool direct = !to_cache && (device_dst == nullptr) != (host_dst == nullptr) &&
+                      (host_dst != nullptr || device->host_addressable());
+  Status status;
+  unsigned char* packed = nullptr;
+  if (direct) {
+    packed = static_cast<unsigned char*>(device_dst != nullptr ? device_dst : host_dst);
+  } else if (auto out = take(slot.stored_bytes)) {
+    packed = out.value();
+  } else {
+    status = out.status();
+  }
+  // O_DIRECT reads land block-aligned in a buffer of their own, then move to their place.
+  unsigned char* bounce = nullptr;
+  std::uint64_t bounce_cap = 0;
+  if (status && direct_io) {
+    for (const detail::PackedPiece& p : w.pieces)
+      if (p.tensor != nullptr) bounce_cap = std::max(bounce_cap, p.nbytes);
+    bounce_cap += TensorSource::kDirectSlack;
+    if (auto b = take(bounce_cap)) {
+      bounce = b.value();
+    } else {
+      status = b.status();
+    }
+  }
+  for (const detail::PackedPiece& p : w.pieces) {
+    if (!status) break;
+    if (p.tensor == nullptr) {
+      std::memcpy(packed + p.at, p.bytes.data(), p.nbytes);
+      continue;
+    }
+    unsigned char* buf = bounce != nullptr ? bounce : packed + p.at;
+    auto got =
+        read_source(source, *p.tensor, buf, bounce != nullptr ? bounce_cap : p.nbytes, 0, p.nbytes);
+    if (!got) {
+      status = got.status();
+    } else if (got.value() != packed + p.at) {
+      std::memmove(packed + p.at, got.value(), p.nbytes);
+    }
+  }
+  if (status && !direct) {
+    if (device_dst != nullptr)
+      status = device->copy_to_device(device_dst, packed, slot.stored_bytes);
+    if (status && host_dst != nullptr) std::memcpy(host_dst, packed, slot.stored_bytes);
+    if (status && to_cache) {
+      status = cache->write(packed, slot.stored_bytes);
+      static const unsigned char zeros[4096] = {};
+      const std::uint64_t pad = (4096 - slot.stored_bytes % 4096) % 4096;
+      if (status && pad != 0) status = cache->write(zeros, pad);
+    }
+  }
+  release();
+  if (!status) return std::move(status).with_tensor(slot.info->name);
+  return Status::ok();
+}
+
 Status Session::Impl::load() noexcept {
   const auto start = std::chrono::steady_clock::now();
   std::vector<LoadJob> parallel;
@@ -300,7 +380,9 @@ Status Session::Impl::load() noexcept {
     const detail::NvtxRange nvtx(detail::NvtxKind::load, t.name.c_str());
     const std::uint64_t t0 = trace.now_ns();
     if (slot.quantized) {
-      DMEM_TRY(quantize_job(job.tensor, job.device_dst, job.host_dst, job.to_cache));
+      DMEM_TRY(slot.prequant != nullptr
+                   ? gather_job(job.tensor, job.device_dst, job.host_dst, job.to_cache)
+                   : quantize_job(job.tensor, job.device_dst, job.host_dst, job.to_cache));
       done.fetch_add(t.nbytes);
       trace.span(lane, "load", t.name, t0, trace.now_ns(), {{"bytes", t.nbytes}});
       return Status::ok();

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "dmem/module_tree.hpp"
+#include "runtime/prequant.hpp"
 
 namespace dmem::detail {
 namespace {
@@ -116,7 +117,8 @@ const ComponentLayout* ResidencyLayout::find(std::string_view component) const n
 
 Result<ResidencyLayout> make_layout(
     const Model& model, const Strategy& strategy,
-    const std::vector<const QuantizerInstance*>& quantizers) noexcept {
+    const std::vector<const QuantizerInstance*>& quantizers,
+    const std::vector<std::vector<PrequantWeight>>* prequant) noexcept {
   ResidencyLayout layout;
   std::unordered_set<std::string_view> seen_components;
   for (const ComponentStrategy& cs : strategy.components) {
@@ -153,6 +155,16 @@ Result<ResidencyLayout> make_layout(
                    "run a real checkpoint, or write a scaled-down one with generated weights "
                    "(`dmem run MODEL --scale-down 16`, write_synthetic_model())")
             .with_tensor(t.name);
+      }
+    }
+
+    // Pre-quantized weights replace their checkpoint tensor; their state is folded into them.
+    std::unordered_map<const TensorInfo*, const PrequantWeight*> prequant_of;
+    std::unordered_set<const TensorInfo*> folded;
+    if (prequant != nullptr && strategy_index < prequant->size()) {
+      for (const PrequantWeight& w : (*prequant)[strategy_index]) {
+        prequant_of.emplace(w.weight, &w);
+        folded.insert(w.state.begin(), w.state.end());
       }
     }
 
@@ -213,6 +225,7 @@ Result<ResidencyLayout> make_layout(
     std::vector<std::pair<std::size_t, std::uint32_t>> group_rank;  // unit rank, group
     const Placement& p = cs.placement;
     for (const TensorInfo& t : comp->tensors) {
+      if (folded.count(&t) != 0) continue;
       TensorSlot slot;
       slot.info = &t;
       slot.component = ci;
@@ -230,8 +243,15 @@ Result<ResidencyLayout> make_layout(
       // Quantizers act on linear weights only; norms, embeddings and biases keep their dtype.
       const bool is_weight =
           t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
-      if (quantizer != nullptr && is_weight && t.shape.size() == 2 &&
-          linear.count(slot.leaf) != 0 && castable_dtype(t.dtype)) {
+      if (auto pq = prequant_of.find(&t); pq != prequant_of.end()) {
+        slot.info = &pq->second->logical;
+        slot.prequant = pq->second;
+        slot.cast = false;
+        slot.quantized = true;
+        slot.stored_dtype = pq->second->logical.dtype;
+        slot.stored_bytes = pq->second->logical.nbytes;
+      } else if (quantizer != nullptr && is_weight && t.shape.size() == 2 &&
+                 linear.count(slot.leaf) != 0 && castable_dtype(t.dtype)) {
         // The quantizer is given the tensor's dtype when it takes it, f32 otherwise.
         const DType input = quantizer->accepts(t.dtype) ? t.dtype : DType::f32;
         // A tensor the quantizer refuses (rows not whole blocks of its type, say) keeps its

@@ -16,6 +16,8 @@
 
 namespace dmem::detail {
 
+struct PrequantWeight;
+
 inline constexpr std::uint64_t kTensorAlign = 64;
 
 struct TensorSlot {
@@ -28,8 +30,10 @@ struct TensorSlot {
   DType stored_dtype = DType::f32;  ///< dtype at rest (cast_dtype when layerwise-cast; for a
                                     ///< quantized tensor the dtype its quantizer was given)
   std::uint64_t stored_bytes = 0;
-  bool cast = false;               ///< layerwise cast: upcast to compute_dtype on acquire
-  bool quantized = false;          ///< packed by the component's quantizer
+  bool cast = false;       ///< layerwise cast: upcast to compute_dtype on acquire
+  bool quantized = false;  ///< packed by the component's quantizer
+  /// Stored pre-quantized in the checkpoint: `info` is its logical tensor, read as these pieces.
+  const PrequantWeight* prequant = nullptr;
   std::uint64_t home_offset = 0;   ///< offset in the pinned/pageable region or the cache file
   std::uint64_t group_offset = 0;  ///< offset in the group's device buffer
 };
@@ -77,9 +81,12 @@ struct ResidencyLayout {
 /// is quantized (null otherwise, or an empty vector when none is). Its 2-D linear weights in
 /// f32/f16/bf16 are packed; everything else keeps its dtype. Fails (naming component, tensor and
 /// rule) for quantized storage without a quantizer, components missing from the model, tensors
-/// without files, placements on a GPU index the session does not drive.
+/// without files, placements on a GPU index the session does not drive. `prequant[i]` lists the
+/// strategy's i-th component's pre-quantized weights (runtime/prequant.hpp): each becomes one
+/// packed tensor and the keys it folds in are not loaded on their own.
 [[nodiscard]] Result<ResidencyLayout> make_layout(
     const Model& model, const Strategy& strategy,
-    const std::vector<const QuantizerInstance*>& quantizers = {}) noexcept;
+    const std::vector<const QuantizerInstance*>& quantizers = {},
+    const std::vector<std::vector<PrequantWeight>>* prequant = nullptr) noexcept;
 
 }  // namespace dmem::detail

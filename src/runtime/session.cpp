@@ -133,7 +133,8 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
       v.append(" ").append(info->version).append(" ").append(info->path);
     }
   }
-  auto layout = detail::make_layout(impl->model, strategy, quantizers);
+  DMEM_TRY(impl->open_prequantized(strategy));
+  auto layout = detail::make_layout(impl->model, strategy, quantizers, &impl->prequant);
   if (!layout) return layout.status();
   impl->layout = std::move(layout.value());
   impl->groups.resize(impl->layout.groups.size());
@@ -192,7 +193,9 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
     while (c < impl_->layout.components.size() &&
            impl_->layout.components[c].name != handle.component())
       ++c;
-    if (c == impl_->layout.components.size() || !impl_->quantizers[c].valid())
+    const QuantizerInstance* q =
+        c == impl_->layout.components.size() ? nullptr : impl_->packed_quantizer(c, weight_name);
+    if (q == nullptr)
       return Status(Errc::internal, "a packed weight without its quantizer")
           .with_tensor(weight_name);
     const HostTensor weight{w->dtype, *w->shape, w->data, w->nbytes};
@@ -209,8 +212,7 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
     thread_local std::vector<float> unpacked;
     const std::uint64_t elements = (*w->shape)[0] * (*w->shape)[1];
     unpacked.resize(elements);
-    Status status =
-        impl_->quantizers[c].dequantize(weight, DType::f32, unpacked.data(), elements * 4);
+    Status status = q->dequantize(weight, DType::f32, unpacked.data(), elements * 4);
     if (status) {
       detail::LinearArgs args;
       args.weight = unpacked.data();

@@ -22,6 +22,7 @@
 #include "runtime/compute_device.hpp"
 #include "runtime/host_region.hpp"
 #include "runtime/memory_store.hpp"
+#include "runtime/prequant.hpp"
 #include "runtime/residency_layout.hpp"
 #include "runtime/trace.hpp"
 
@@ -52,6 +53,14 @@ struct Session::Impl {
   Status load() noexcept;     // every weight to its home, in plan order
   Status quantize_job(std::uint32_t tensor, void* device_dst, void* host_dst,
                       bool to_cache) noexcept;
+  // Pre-quantized weights (session_prequant.cpp): found from the keys of every component of
+  // `strategy`, each given the plugin instance that decodes it; gathered while loading.
+  Status open_prequantized(const Strategy& strategy) noexcept;
+  Status gather_job(std::uint32_t tensor, void* device_dst, void* host_dst, bool to_cache) noexcept;
+  // The instance that decodes a packed weight of layout component `c`; null when none.
+  const QuantizerInstance* packed_quantizer(std::uint32_t c,
+                                            std::string_view weight) const noexcept;
+  const PluginRegistry* registry() noexcept;  // options.plugins, else one discovered once
 
   // ---- residency (residency_engine.cpp) ---------------------------------------------------
   Result<std::unique_ptr<Acquired::Impl>> acquire(std::string_view component,
@@ -105,9 +114,11 @@ struct Session::Impl {
   detail::MemoryStore disk_store;
   detail::HostRegion pinned_region;
   detail::HostRegion pageable_region;
-  std::vector<std::optional<TensorSource>> sources;  // per layout component
-  std::unique_ptr<PluginRegistry> own_plugins;       // when the options gave none
-  std::vector<QuantizerInstance> quantizers;         // per layout component (empty: none)
+  std::vector<std::optional<TensorSource>> sources;           // per layout component
+  std::unique_ptr<PluginRegistry> own_plugins;                // when the options gave none
+  std::vector<QuantizerInstance> quantizers;                  // per layout component (empty: none)
+  std::vector<std::vector<detail::PrequantWeight>> prequant;  // per strategy component
+  std::vector<QuantizerInstance> prequant_quantizers;         // PrequantWeight::quantizer
   bool direct_io = false;         // loader buffers carry O_DIRECT slack (options.direct_io)
   bool direct_io_active = false;  // every checkpoint file is read with O_DIRECT
   std::vector<std::string> quantizer_versions;  // per layout component: its plugin's version
