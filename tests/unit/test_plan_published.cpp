@@ -126,7 +126,7 @@ TEST_CASE("estimates hold against published measurements", "[plan][published]") 
     auto check = [&](const char* what, double est, double meas, double t) {
       const double err = rel_error(est, meas);
       char buf[160];
-      std::snprintf(buf, sizeof buf, " | %s %.3g vs %.3g (%+.1f %%, tol %.0f %%)", what, est, meas,
+      std::snprintf(buf, sizeof buf, " | %s %.4g vs %.4g (%+.1f %%, tol %.0f %%)", what, est, meas,
                     err * 100.0, t * 100.0);
       line += buf;
       INFO(what << ": dmem " << est << ", measured " << meas << ", error " << err * 100.0
