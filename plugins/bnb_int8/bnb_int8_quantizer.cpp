@@ -91,7 +91,7 @@ Outcome BnbInt8Quantizer::caps(dmem::plugin::Caps& c) const {
   c.flags = DMEM_PLUGIN_QFLAG_MOVES_PACKED | DMEM_PLUGIN_QFLAG_NEEDS_CUBLASLT;
   c.input_dtypes = kAcceptedDtypes;
   c.quality_tier = DMEM_PLUGIN_QUALITY_INT8;
-  c.speed_factor = 1.60;
+  c.speed_factor = 3.70;  // as the planner's built-in table
   c.cuda_archs = cuda::archs();
   c.variant = "int8";
   c.display = "int8";

@@ -18,7 +18,7 @@ struct GgufType {
   std::uint32_t block_bytes;
   int ggml_id;            ///< the type's id in GGUF files (ggml.h enum ggml_type)
   std::uint32_t quality;  ///< DMEM_PLUGIN_QUALITY_*
-  double speed;           ///< step time multiplier against bf16
+  double speed;           ///< GEMM time multiplier against bf16
   bool quantizes;         ///< dmem has ggml's reference quantizer for it
 };
 

@@ -300,11 +300,13 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
     const double rate = c.on_gpu ? gpu_flops(*g) : cpu_flops(hw);
     // The quantizer's speed factor acts on its GEMMs (linear and conv weights), not on attention;
     // on a GPU the non-GEMM ops (norms, modulation, RoPE, activations, casts) add memory
-    // traffic in proportion to the work (kNonGemmBytesPerFlop, fitted in docs/planner.md).
+    // traffic in proportion to the GEMM work (kNonGemmBytesPerGemmFlop, fitted in
+    // docs/planner.md): the norms, modulation and activations touch every token once per layer,
+    // as the GEMMs do, while attention's FLOPs grow with the square of the tokens.
     const double gemm_flops = std::max(0.0, c.p->forward_flops - c.p->attention_flops);
     const double mem_bw = g != nullptr && g->mem_gbps > 0 ? g->mem_gbps : kDefaultMemGbps;
     const double traffic_s =
-        g != nullptr ? c.p->forward_flops * kNonGemmBytesPerFlop / (mem_bw * 1e9) : 0.0;
+        g != nullptr ? gemm_flops * kNonGemmBytesPerGemmFlop / (mem_bw * 1e9) : 0.0;
     c.compute_pass_s = (gemm_flops * speed + c.p->attention_flops) / rate + traffic_s;
     double transfer = 0;
     if (c.streamed_per_pass > 0) {
@@ -361,10 +363,10 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
           (speed != 1.0 ? " x speed factor " + num(speed, "%.2f") : std::string()) + " + " +
           num(c.p->attention_flops / 1e12, "%.2f") + " TFLOP attention) / " +
           num(rate / 1e12, "%.2f") + " TFLOP/s effective" +
-          (traffic_s > 0 ? " + non-GEMM traffic " +
-                               num(c.p->forward_flops * kNonGemmBytesPerFlop / 1e9, "%.0f") +
-                               " GB / " + num(mem_bw, "%.0f") + " GB/s"
-                         : std::string()) +
+          (traffic_s > 0
+               ? " + non-GEMM traffic " + num(gemm_flops * kNonGemmBytesPerGemmFlop / 1e9, "%.0f") +
+                     " GB / " + num(mem_bw, "%.0f") + " GB/s"
+               : std::string()) +
           " = " + secs(c.compute_pass_s) + " per pass");
       if (c.streamed_per_pass > 0)
         say(std::string("  pass = ") +

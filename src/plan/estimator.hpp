@@ -78,12 +78,12 @@ inline constexpr std::uint64_t kGemmWorkspaceBytes = 32ull << 20;   ///< cuBLASL
 inline constexpr std::uint64_t kStagingWindowBytes = 128ull << 20;  ///< loader: 2 x 64 MiB pinned
 inline constexpr std::uint64_t kHostReserveGpuBytes = 1ull << 30;   ///< process + CUDA host side
 inline constexpr std::uint64_t kHostReserveCpuBytes = 512ull << 20;
-inline constexpr double kGpuEfficiency = 0.55;          ///< achieved / dense peak bf16 throughput
-inline constexpr double kNonGemmBytesPerFlop = 0.0045;  ///< GPU memory traffic of non-GEMM ops
-inline constexpr double kDefaultMemGbps = 1000;         ///< GPU memory bandwidth when unknown
-inline constexpr double kCpuEfficiency = 0.5;           ///< achieved / cpu_gflops
-inline constexpr double kTransferOverheadS = 20e-6;     ///< per group moved (launch, event, hook)
-inline constexpr double kTilingOverhead = 1.15;         ///< tiled VAE decode recomputes overlaps
+inline constexpr double kGpuEfficiency = 0.55;  ///< achieved / dense peak bf16 throughput
+inline constexpr double kNonGemmBytesPerGemmFlop = 0.0056;  ///< non-GEMM GPU memory traffic
+inline constexpr double kDefaultMemGbps = 1000;             ///< GPU memory bandwidth when unknown
+inline constexpr double kCpuEfficiency = 0.5;               ///< achieved / cpu_gflops
+inline constexpr double kTransferOverheadS = 20e-6;  ///< per group moved (launch, event, hook)
+inline constexpr double kTilingOverhead = 1.15;      ///< tiled VAE decode recomputes overlaps
 
 /// Human text for a phase ("encode").
 [[nodiscard]] const char* phase_name(Phase phase) noexcept;

@@ -36,24 +36,24 @@ std::vector<QuantizerCaps> make_builtins() {
   std::vector<QuantizerCaps> v;
   // bitsandbytes 4-bit NF4: dequantized per linear on the fly; packed data may rest anywhere
   // and compute on CPU or CUDA (it supports device moves).
-  v.push_back(caps("dmem.quantizer.nf4", "nf4", "nf4", kCpuCuda, kAnyTier, QualityTier::q4, 1.30,
+  v.push_back(caps("dmem.quantizer.nf4", "nf4", "nf4", kCpuCuda, kAnyTier, QualityTier::q4, 1.00,
                    {{"blocksize", "64"}, {"double_quant", "false"}}));
   v.push_back(caps("dmem.quantizer.nf4", "nf4-dq", "nf4 (double quant)", kCpuCuda, kAnyTier,
-                   QualityTier::q4, 1.32, {{"blocksize", "64"}, {"double_quant", "true"}}));
+                   QualityTier::q4, 1.02, {{"blocksize", "64"}, {"double_quant", "true"}}));
   // LLM.int8: the int8 GEMM runs only on CUDA and the weights are not moved off the device
   // (diffusers: int8 + model CPU offload fails), so packed data rests only in VRAM.
   v.push_back(caps("dmem.quantizer.bnb_int8", "int8", "int8", kDeviceCuda, kTierVram,
-                   QualityTier::int8, 1.60, {}));
+                   QualityTier::int8, 3.70, {}));
   // GGUF block quants, blocks along the input dimension; CPU and CUDA kernels.
   const struct {
     const char* type;
     QualityTier tier;
     double speed;
-  } gguf[] = {{"q8_0", QualityTier::int8, 1.15},
-              {"q6_k", QualityTier::q6, 1.25},
-              {"q5_k", QualityTier::q5, 1.25},
-              {"q4_k", QualityTier::q4, 1.25},
-              {"q4_0", QualityTier::q4_low, 1.20}};
+  } gguf[] = {{"q8_0", QualityTier::int8, 1.55},
+              {"q6_k", QualityTier::q6, 3.50},
+              {"q5_k", QualityTier::q5, 3.50},
+              {"q4_k", QualityTier::q4, 3.50},
+              {"q4_0", QualityTier::q4_low, 3.00}};
   for (const auto& g : gguf)
     v.push_back(caps("dmem.quantizer.gguf", g.type, std::string("gguf ") + g.type, kCpuCuda,
                      kAnyTier, g.tier, g.speed, {{"type", g.type}}));
@@ -66,7 +66,7 @@ std::vector<QuantizerCaps> make_builtins() {
     std::string display = "fp8 ";
     display += fmt;
     display += " (cast)";
-    auto c = caps("dmem.quantizer.fp8_cast", fmt, display, kCpuCuda, kAnyTier, q, 1.05,
+    auto c = caps("dmem.quantizer.fp8_cast", fmt, display, kCpuCuda, kAnyTier, q, 1.18,
                   {{"format", fmt}});
     c.is_cast = true;
     v.push_back(std::move(c));

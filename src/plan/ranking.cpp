@@ -27,6 +27,11 @@ double fraction(std::uint64_t used, std::uint64_t usable) {
   return usable == 0 ? 0.0 : static_cast<double>(used) / static_cast<double>(usable);
 }
 
+// x rounded to a multiple of `step`.
+double grid(double x, double step) {
+  return std::round(x / step) * step;
+}
+
 bool less(const RankKey& a, const RankKey& b) {
   return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
 }
@@ -102,17 +107,23 @@ RankKey rank_key(const Ranked& r, Preference prefer) noexcept {
   const double q = r.facts.denoiser_tier * 16.0 + r.facts.encoder_tier;
   const double moved = static_cast<double>(e.bytes_moved_per_step);
   const double vram = static_cast<double>(e.vram_peak_bytes);
+  // Scores and seconds on a fixed grid: two plans that cost the same (the load summed over other
+  // parts, say) must tie exactly, so the next key decides rather than rounding noise.
+  const double seconds = grid(e.total_seconds, 1e-6);
   switch (prefer) {
     case Preference::quality:
-      return {q, e.total_seconds, moved, vram};
+      return {q, seconds, moved, vram};
     case Preference::speed:
-      return {e.total_seconds, moved, q, vram};
+      return {seconds, moved, q, vram};
     case Preference::memory:
-      return {memory_score(r), q, e.total_seconds, vram};
+      return {grid(memory_score(r), 1e-9), q, seconds, vram};
     case Preference::balanced:
       break;
   }
-  return {balanced_score(r), q, e.total_seconds, vram};
+  // At the same score a plan that moves fewer bytes per step wins over one that takes less VRAM:
+  // copies hidden behind compute are free only while the bandwidth holds, and every streamed
+  // byte is parked (pinned) in RAM the machine shares with everything else.
+  return {grid(balanced_score(r), 1e-9), q, moved, vram};
 }
 
 void prune_dominated(std::vector<Ranked>& plans, Preference prefer) {

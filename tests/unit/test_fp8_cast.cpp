@@ -50,6 +50,7 @@ TEST_CASE("fp8_cast: plugin stores, scales and upcasts exactly", "[fp8_cast]") {
   const dmem::QuantizerCaps* builtin = dmem::find_quantizer("dmem.quantizer.fp8_cast", "e4m3");
   REQUIRE(builtin != nullptr);
   CHECK(builtin->quality == info->caps.quality);
+  CHECK(builtin->speed_factor == info->caps.speed_factor);  // the planner and the plugin agree
 
   QuantizerInstance q(DMEM_TEST_PLUGIN_FP8_CAST);
   std::vector<float> w = {1.0f, -2.5f, 500.0f, NAN, 0.0f, -0.0f, 1e-9f, 3.0f};
