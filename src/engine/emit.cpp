@@ -91,7 +91,9 @@ std::string component_file(const Model& model, const Component& c) {
   const bool flux = model.pipeline_class == "FluxPipeline";
   const bool qwen = model.pipeline_class == "QwenImagePipeline" ||
                     model.pipeline_class == "QwenImageEditPipeline";
+  const bool wan = model.pipeline_class == "WanPipeline";
   if (c.role == Role::denoiser) {
+    if (wan) return "wan2.1_t2v_14B_bf16.safetensors";
     if (qwen && model.name == "qwen-image") return "qwen_image_bf16.safetensors";
     if (qwen) return "qwen_image_edit_bf16.safetensors";
     if (flux && model.name == "flux1-schnell") return "flux1-schnell.safetensors";
@@ -99,10 +101,12 @@ std::string component_file(const Model& model, const Component& c) {
   } else if (c.role == Role::vae) {
     if (flux) return "ae.safetensors";
     if (qwen) return "qwen_image_vae.safetensors";
+    if (wan) return "wan_2.1_vae.safetensors";
   } else {
     if (c.class_name == "CLIPTextModel") return "clip_l.safetensors";
     if (c.class_name == "CLIPTextModelWithProjection") return "clip_g.safetensors";
     if (c.class_name == "T5EncoderModel") return "t5xxl_fp16.safetensors";
+    if (c.class_name == "UMT5EncoderModel") return "umt5_xxl_fp16.safetensors";
     if (c.class_name.rfind("Qwen2_5_VL", 0) == 0) return "qwen_2.5_vl_7b.safetensors";
   }
   std::string name;

@@ -75,7 +75,12 @@ Result<std::string> emit_sdcpp(const Model& model, const PlanReport& report, con
     else
       args.push_back(encoder_flag(c) + " " + file);
   }
+  const bool video = model.pipeline_class == "WanPipeline";
+  if (video) args.insert(args.begin(), "-M vid_gen");
   args.push_back("-p " + sh_quote(kPrompt));
+  if (video)
+    args.push_back("--cfg-scale 6.0 --sampling-method euler --flow-shift 3.0 --video-frames " +
+                   std::to_string(wl.frames));
   if (flux) args.push_back("--cfg-scale 1.0 --sampling-method euler");
   if (qwen) args.push_back("--cfg-scale 2.5 --sampling-method euler --flow-shift 3");
   args.push_back("-W " + std::to_string(wl.width) + " -H " + std::to_string(wl.height) +
@@ -88,7 +93,8 @@ Result<std::string> emit_sdcpp(const Model& model, const PlanReport& report, con
   if (vae_cpu && !all_cpu) add("--vae-on-cpu");
   if (s.vae_tiling) add("--vae-tiling");
   if (!memory.empty()) args.push_back(memory);
-  args.push_back("-o dmem-plan-" + plan.id + ".png -v");
+  // A video run writes sd-cli's default output name.
+  args.push_back(video ? std::string("-v") : "-o dmem-plan-" + plan.id + ".png -v");
   o += "# The text encoders' weights are freed after conditioning (sd-cli's default).\n";
   o += "exec \"$SD\"";
   for (const auto& a : args) o += " \\\n  " + a;
