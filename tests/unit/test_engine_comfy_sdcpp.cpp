@@ -393,9 +393,20 @@ TEST_CASE("emitted ComfyUI and sd.cpp scripts match the goldens and are well-for
         REQUIRE_FALSE(w.empty());
         check_workflow(w);
         CHECK(t->find("exec python \"$COMFY/main.py\"") != std::string::npos);
+        // The launch flags follow the mode the plan's placements pick.
+        const detail::ComfyMode mode = detail::comfy_mode(m, p.strategy);
+        if (mode == detail::ComfyMode::lowvram)
+          CHECK(t->find(" --reserve-vram ") != std::string::npos);
+        if (mode == detail::ComfyMode::novram)
+          CHECK(t->find(" --novram --async-offload") != std::string::npos);
+        if (mode == detail::ComfyMode::gpu_only) CHECK(t->find(" --gpu-only") != std::string::npos);
       } else {
         CHECK(t->find("exec \"$SD\"") != std::string::npos);
         CHECK(t->find("--diffusion-model") != std::string::npos);
+        bool offload = false;
+        for (const auto& cs : p.strategy.components)
+          offload = offload || cs.placement.kind == PlacementKind::model_offload;
+        CHECK((t->find("--offload-to-cpu") != std::string::npos) == offload);
       }
       if (have_sh) {
         const std::string f = tmp.file(std::string(c.file) + "-" + p.id + ".sh");
