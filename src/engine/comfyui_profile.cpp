@@ -3,6 +3,7 @@
 // Facts, sources and which figures are assumptions: docs/engines.md, "ComfyUI".
 #include <algorithm>
 
+#include "dmem/quantizer.hpp"
 #include "dmem/units.hpp"
 #include "engine/engine_profile.hpp"
 
@@ -49,7 +50,8 @@ std::string storage_refusal(const Component& c, const Storage& st) {
     return "only the diffusion-model loader has fp8 compute (UNETLoader fp8_e4m3fn_fast); "
            "--fp8_e4m3fn-text-enc is the nearest";
   }
-  return "ComfyUI has no loader for " + st.quantizer +
+  const QuantizerCaps* caps = storage_caps(st);
+  return "ComfyUI has no loader for " + (caps != nullptr ? caps->display : st.quantizer) +
          " (bitsandbytes is not in its core); GGUF through ComfyUI-GGUF is the nearest";
 }
 

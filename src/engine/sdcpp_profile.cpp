@@ -2,6 +2,7 @@
 // Facts, sources and which figures are assumptions: docs/engines.md, "stable-diffusion.cpp".
 #include <algorithm>
 
+#include "dmem/quantizer.hpp"
 #include "dmem/units.hpp"
 #include "engine/engine_profile.hpp"
 
@@ -32,7 +33,9 @@ std::string storage_refusal(const Component& c, const Storage& st) {
       return "the plan quantizes the VAE; sd.cpp is given it as safetensors here";
     return {};
   }
-  return "sd.cpp reads GGUF and ggml types only, not " + st.quantizer + "; GGUF is the nearest";
+  const QuantizerCaps* caps = storage_caps(st);
+  return "sd.cpp reads GGUF and ggml types only, not " +
+         (caps != nullptr ? caps->display : st.quantizer) + "; GGUF is the nearest";
 }
 
 }  // namespace
