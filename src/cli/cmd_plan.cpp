@@ -2,6 +2,7 @@
 // rejected candidates and the rule or budget each broke.
 #include <charconv>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "cli/command_plugins.hpp"
@@ -11,6 +12,7 @@
 #include "cli/plan_render.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
+#include "dmem/quantizer.hpp"
 #include "engine/emit.hpp"
 #include "format/file_io.hpp"
 
@@ -20,14 +22,15 @@ namespace {
 
 constexpr const char* kHelp =
     R"(usage: dmem plan <model> [flags] [--prefer P] [--json] [--explain ID] [--svg FILE] [--show-rejected]
-                 [--engine dmem|diffusers] [--emit ID]
+                 [--engine dmem|diffusers|comfyui|sdcpp] [--emit ID]
 
 Every way the model can run on the machine (probed, or described by --gpu/--vram/--ram ...):
 per plan the VRAM peak, RAM at load and steady, load seconds, seconds per step, total and quality
 tier, grouped as offloading / casting and quantization; then the rejected candidates with the
 rule or budget they broke. Formulas: docs/planner.md.
 --engine plans only what that engine can run, with its own memory use; --emit ID prints plan ID
-in the engine's form (diffusers: a Python script; dmem: the strategy JSON). docs/engines.md.
+in the engine's form (diffusers: a Python script; comfyui: launch flags, loader nodes and an
+API-format workflow; sdcpp: the sd-cli command line; dmem: the strategy JSON). docs/engines.md.
 Exit status: 0 plans found (or explained), 1 no viable plan (also with --explain), 2 bad input.)";
 
 int fail(const std::string& what) {
@@ -46,7 +49,8 @@ int run_plan(const Args& args) {
       "write per-phase VRAM and RAM bars of the best plans to FILE")(
       "show-rejected", po::bool_switch(), "list every rejected candidate with all its violations")(
       "top", po::value<std::string>(), "plans shown per group in the table (default 5)")(
-      "engine", po::value<std::string>(), "dmem (default) or diffusers: plan for that engine")(
+      "engine", po::value<std::string>(),
+      "dmem (default), diffusers, comfyui or sdcpp: plan for that engine")(
       "emit", po::value<std::string>(), "print plan ID in the engine's form");
   add_machine_options(desc);
   po::variables_map vm;
@@ -79,10 +83,17 @@ int run_plan(const Args& args) {
   if (!machine) return fail(machine.status().to_string());
   const CommandPlugins plugins;  // the quantizers offered are the plugins' (`dmem plugins`)
   machine->options.plugins = plugins.for_planner();
+  std::optional<detail::QuantizerScope> engine_table;
   if (vm.count("engine")) {
     auto engine = engine_from_name(vm["engine"].as<std::string>());
     if (!engine) return fail(engine.status().to_string());
     machine->options.engine = *engine;
+    // dmem's plugins are dmem's kernels; an engine runs the formats with its own (ComfyUI-GGUF
+    // and ggml-cuda run GGUF on the GPU), as the built-in table describes them.
+    if (*engine != Engine::dmem) {
+      machine->options.plugins = nullptr;
+      engine_table.emplace(&builtin_quantizers());
+    }
   }
   auto report = make_plans(*model, machine->hardware, machine->workload, machine->options);
   if (!report) return fail(report.status().to_string());

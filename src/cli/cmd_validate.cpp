@@ -1,5 +1,6 @@
 // `dmem validate`: checks a hand-written strategy against the rules table and the budgets.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "cli/command_plugins.hpp"
@@ -10,7 +11,9 @@
 #include "core/text_escape.hpp"
 #include "dmem/model.hpp"
 #include "dmem/plan.hpp"
+#include "dmem/quantizer.hpp"
 #include "dmem/strategy.hpp"
+#include "engine/engine_profile.hpp"
 #include "format/file_io.hpp"
 #include "plan/strategy_limits.hpp"
 #include "plan/workload_limits.hpp"
@@ -20,12 +23,14 @@ namespace dmem::cli {
 namespace {
 
 constexpr const char* kHelp =
-    R"(usage: dmem validate <strategy.json> --model <model> [flags] [--json]
+    R"(usage: dmem validate <strategy.json> --model <model> [flags] [--engine E] [--json]
 
 Checks a strategy (docs/strategy.md) against every composition rule and budget (docs/rules.md)
 before anything loads, and prints each violation with its rule id, the component and a fix;
 then the estimate (per phase: VRAM peak, weights, activations, RAM, pinned, seconds; load time,
 seconds per step, total), as `dmem plan --explain` costs it (docs/planner.md).
+--engine diffusers|comfyui|sdcpp: whether that engine can express the strategy (rule
+engine.express says why not), and the estimate as that engine runs it (docs/engines.md).
 Exit status: 0 valid, 1 violations, 2 bad input (one line naming the file, key or flag).)";
 
 int fail(const std::string& what) {
@@ -39,7 +44,8 @@ int run_validate(const Args& args) {
   desc.add_options()("help,h", "this text")("model", po::value<std::string>(),
                                             "model to validate against")(
       "json", po::bool_switch(), "JSON output")("strategy", po::value<std::string>(),
-                                                "strategy JSON file");
+                                                "strategy JSON file")(
+      "engine", po::value<std::string>(), "dmem (default), diffusers, comfyui or sdcpp");
   add_machine_options(desc);
   po::variables_map vm;
   bool help_shown = false;
@@ -80,6 +86,22 @@ int run_validate(const Args& args) {
   if (!machine) return fail(machine.status().to_string());
 
   machine->options.plugins = plugins.for_planner();
+  std::optional<detail::QuantizerScope> engine_table;
+  if (vm.count("engine")) {
+    auto engine = engine_from_name(vm["engine"].as<std::string>());
+    if (!engine) return fail(engine.status().to_string());
+    machine->options.engine = *engine;
+    // dmem's plugins are dmem's kernels; an engine runs the formats with its own (ComfyUI-GGUF
+    // and ggml-cuda run GGUF on the GPU), as the built-in table describes them.
+    if (*engine != Engine::dmem) {
+      machine->options.plugins = nullptr;
+      engine_table.emplace(&builtin_quantizers());
+    }
+  }
+  const Engine engine = machine->options.engine;
+  // The strategy as the engine runs it (engines rewrite some placements), or why it cannot.
+  const detail::Expressed expressed =
+      engine == Engine::dmem ? detail::Expressed{} : detail::express(engine, *model, *strategy);
   auto violations =
       validate(*model, *strategy, machine->hardware, machine->workload, machine->options);
   if (!violations) return fail(violations.status().to_string());
@@ -88,7 +110,15 @@ int run_validate(const Args& args) {
   bool budgets_only = true;
   for (const auto& v : *violations) budgets_only = budgets_only && v.rule.rfind("budget.", 0) == 0;
   Result<Estimate> est = Status(Errc::invalid_argument, "breaks a composition rule");
-  if (budgets_only) est = estimate(*model, *strategy, machine->hardware, machine->workload);
+  if (budgets_only && engine == Engine::dmem) {
+    est = estimate(*model, *strategy, machine->hardware, machine->workload);
+  } else if (budgets_only && expressed.ok) {
+    est = estimate(*model, expressed.strategy, machine->hardware, machine->workload);
+    if (est) {
+      detail::ModelProfile mp = detail::profile_model(*model, machine->workload);
+      detail::adjust_estimate(engine, mp, expressed.strategy, machine->hardware, *est);
+    }
+  }
   const std::vector<std::string> warnings = detail::workload_warnings(*model, machine->workload);
   const bool gpu = !machine->hardware.gpus.empty();
 
@@ -99,6 +129,15 @@ int run_validate(const Args& args) {
     j["hardware"] = hardware_json(machine->hardware);
     j["strategy"] = nlohmann::json::parse(strategy_to_json(*strategy, -1), nullptr, false);
     j["warnings"] = warnings;
+    j["engine"] = std::string(engine_name(engine));
+    if (engine != Engine::dmem) {
+      j["expressible"] = expressed.ok;
+      if (expressed.ok)
+        j["as_run"] =
+            nlohmann::json::parse(strategy_to_json(expressed.strategy, -1), nullptr, false);
+      else
+        j["why_not"] = expressed.why;
+    }
     if (est) {
       j["estimate"] = estimate_json(*est);
       j["estimate"]["phases"] = estimate_phases_json(*est);
@@ -117,6 +156,18 @@ int run_validate(const Args& args) {
                     detail::escape_text(hardware_line(machine->hardware)) + "\n";
   out += "  " + detail::escape_text(strategy_summary(*strategy)) + "\n";
   for (const auto& w : warnings) out += "warning: " + w + "\n";
+  if (engine != Engine::dmem) {
+    const std::string name(engine_name(engine));
+    if (expressed.ok) {
+      out += name + " can express it";
+      const std::string as_run = strategy_summary(expressed.strategy);
+      if (as_run != strategy_summary(*strategy))
+        out += "; as " + name + " runs it: " + detail::escape_text(as_run);
+      out += "\n";
+    } else {
+      out += name + " cannot express it: " + detail::escape_text(expressed.why) + "\n";
+    }
+  }
   std::string table;
   if (est) {
     table = "estimate (" + std::to_string(machine->workload.width) + "x" +

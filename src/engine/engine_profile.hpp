@@ -4,7 +4,9 @@
 // memory behaviour to dmem's estimate. docs/engines.md lists the facts and their sources.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dmem/engine.hpp"
@@ -34,6 +36,44 @@ void adjust_estimate(Engine engine, ModelProfile& profile, const Strategy& strat
 [[nodiscard]] Expressed express_diffusers(const Model& model, const Strategy& strategy);
 void adjust_diffusers(ModelProfile& profile, const Strategy& strategy, const Hardware& hardware,
                       Estimate& estimate, std::vector<std::string>* notes);
+
+[[nodiscard]] Expressed express_comfyui(const Model& model, const Strategy& strategy);
+void adjust_comfyui(ModelProfile& profile, const Strategy& strategy, const Hardware& hardware,
+                    Estimate& estimate, std::vector<std::string>* notes);
+[[nodiscard]] Expressed express_sdcpp(const Model& model, const Strategy& strategy);
+void adjust_sdcpp(ModelProfile& profile, const Strategy& strategy, const Hardware& hardware,
+                  Estimate& estimate, std::vector<std::string>* notes);
+
+/// ComfyUI's launch mode for an expressed strategy (docs/engines.md, "ComfyUI").
+enum class ComfyMode : std::uint8_t {
+  gpu_only,  ///< --gpu-only: every model stored and run on the GPU
+  normal,    ///< models move to the GPU for their node and back to RAM when room is needed
+  lowvram,   ///< normal, with the denoiser partly loaded (ComfyUI's automatic lowvram)
+  novram,    ///< --novram: the denoiser's weights all stream per layer
+  cpu,       ///< --cpu
+};
+[[nodiscard]] ComfyMode comfy_mode(const Model& model, const Strategy& expressed);
+
+/// Shared by the engine profiles: every component of the model listed, in model order (a
+/// component the strategy does not name is resident and native); false when the strategy names
+/// a component the model lacks (`unknown` gets its name).
+[[nodiscard]] bool list_all_components(const Model& model, Strategy& strategy,
+                                       std::string& unknown);
+
+/// Whether `s` is the quantizer with this short name ("gguf", "nf4", "fp8", ...) or its stable id
+/// ("dmem.quantizer.gguf").
+[[nodiscard]] inline bool is_quantizer(const Storage& s, std::string_view name) {
+  if (s.kind != StorageKind::quantized) return false;
+  if (s.quantizer == name) return true;
+  constexpr std::string_view kPrefix = "dmem.quantizer.";
+  return s.quantizer.size() == kPrefix.size() + name.size() &&
+         s.quantizer.compare(0, kPrefix.size(), kPrefix) == 0 &&
+         s.quantizer.compare(kPrefix.size(), name.size(), name) == 0;
+}
+
+/// Recomputes an estimate's totals (peaks, pinned, load RAM) from its phases after a profile
+/// changed them.
+void refresh_totals(Estimate& estimate);
 
 /// diffusers' settings that change its load-time RAM (docs/engines.md, "Load").
 struct DiffusersLoad {
