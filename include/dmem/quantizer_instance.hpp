@@ -48,6 +48,10 @@ class QuantizerInstance {
   /// Unpacks `packed` into `dst` of dtype `dst_dtype` (same shape). CPU memory.
   [[nodiscard]] Status dequantize(const HostTensor& packed, DType dst_dtype, void* dst,
                                   std::uint64_t dst_bytes) const noexcept;
+  /// The same in device memory: the plugin's CUDA kernel, queued on `stream` (a cudaStream_t)
+  /// and asynchronous. Errc::unsupported when the plugin runs on the CPU only.
+  [[nodiscard]] Status dequantize_on_device(const HostTensor& packed, DType dst_dtype, void* dst,
+                                            std::uint64_t dst_bytes, void* stream) const noexcept;
   /// y[tokens, out] = x[tokens, in] · Wᵀ (+ bias), W the packed [out, in] weight. CPU, f32 x/y.
   [[nodiscard]] Status linear(const HostTensor& packed_weight, const HostTensor* bias,
                               const float* x, std::size_t tokens, float* y) const noexcept;

@@ -124,6 +124,27 @@ Status QuantizerInstance::dequantize(const HostTensor& packed, DType dst_dtype, 
   return rc == DMEM_PLUGIN_OK ? Status::ok() : e.status(impl_->id, "dequantize", rc);
 }
 
+Status QuantizerInstance::dequantize_on_device(const HostTensor& packed, DType dst_dtype, void* dst,
+                                               std::uint64_t dst_bytes,
+                                               void* stream) const noexcept {
+  if (!impl_) return no_instance();
+  if ((impl_->caps.exec_devices & kDeviceCuda) == 0) {
+    return Status(Errc::unsupported, "quantizer '" + impl_->id + "' has no CUDA kernels")
+        .with_rule("runtime.quantizer.device")
+        .with_hint("run this storage on the CPU device, or choose a quantizer with CUDA kernels");
+  }
+  dmem_plugin_tensor in{};
+  dmem_plugin_tensor out{};
+  DMEM_TRY(to_abi(packed, in));
+  DMEM_TRY(to_abi(HostTensor{dst_dtype, packed.shape, dst, dst_bytes}, out));
+  in.device = DMEM_PLUGIN_DEVICE_CUDA;
+  out.device = DMEM_PLUGIN_DEVICE_CUDA;
+  ErrorBuffer e;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::int32_t rc = impl_->vtable->dequantize(impl_->instance, &in, &out, stream, &e.err);
+  return rc == DMEM_PLUGIN_OK ? Status::ok() : e.status(impl_->id, "dequantize", rc);
+}
+
 Status QuantizerInstance::linear(const HostTensor& packed_weight, const HostTensor* bias,
                                  const float* x, std::size_t tokens, float* y) const noexcept {
   if (!impl_) return no_instance();

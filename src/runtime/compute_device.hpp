@@ -59,6 +59,9 @@ class ComputeDevice {
   [[nodiscard]] virtual Status cast(DType from, const void* src, DType to, void* dst,
                                     std::uint64_t count) noexcept = 0;
   [[nodiscard]] virtual Status linear(const LinearArgs& args) noexcept = 0;
+  /// The stream casts and linear layers run on (a cudaStream_t), for plugin kernels that must
+  /// run before them in order; null on the CPU.
+  [[nodiscard]] virtual void* compute_stream() noexcept { return nullptr; }
   /// What runs the linear layers ("OpenBLAS sgemm", "cuBLASLt 13.0.2", …), for logs and reports.
   [[nodiscard]] virtual std::string linear_backend() const = 0;
   /// Free and total memory of the device counting every process (headroom mode's probe).

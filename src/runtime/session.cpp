@@ -44,6 +44,10 @@ Session::Impl::~Impl() {
   stop_watcher();
   stop_worker();
   free_spares();
+  if (unpack_scratch != nullptr) {
+    device->free(unpack_scratch, unpack_bytes);
+    device_store.release(unpack_bytes);
+  }
   for (const auto& [memory, bytes] : claimed) {  // none unless a load failed midway
     device->free(memory, bytes);
     device_store.release(bytes);
@@ -76,15 +80,6 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
     auto cuda = detail::make_cuda_device(0);
     if (!cuda) return cuda.status();
     impl->device = std::move(cuda.value());
-    for (const ComponentStrategy& cs : strategy.components) {
-      if (cs.storage.kind == StorageKind::quantized) {
-        return Status(Errc::unsupported, "component '" + cs.component +
-                                             "': quantized storage runs on the CPU device only "
-                                             "in this version")
-            .with_rule("runtime.quantizer.device")
-            .with_hint("run quantized plans with --device cpu");
-      }
-    }
   } else {
     impl->device = detail::make_cpu_device(options.simulated_device);
   }
@@ -114,7 +109,20 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
           .with_file(q.status().file())
           .with_hint(q.status().hint());
     }
-    if ((q->caps().exec_devices & kDeviceCpu) == 0) {
+    if (options.device == DeviceKind::cuda) {
+      // Packed on the host as the loader reads (the plugin's CPU quantize), unpacked on the GPU
+      // by the plugin's CUDA kernel before each layer.
+      if ((q->caps().exec_devices & kDeviceCuda) == 0) {
+        return Status(Errc::unsupported, "component '" + cs.component + "': quantizer '" +
+                                             cs.storage.quantizer +
+                                             "' has no CUDA kernels and this session computes "
+                                             "on the GPU")
+            .with_rule("runtime.quantizer.device")
+            .with_hint(
+                "choose a quantizer with CUDA kernels (nf4, gguf, bnb int8) or run "
+                "with --device cpu");
+      }
+    } else if ((q->caps().exec_devices & kDeviceCpu) == 0) {
       return Status(Errc::unsupported, "component '" + cs.component + "': quantizer '" +
                                            cs.storage.quantizer +
                                            "' executes on CUDA only and this session computes "
@@ -185,6 +193,8 @@ Status Session::linear(const Acquired& handle, std::string_view leaf, const floa
         .with_hint("name a linear leaf inside the acquired module");
   }
   const TensorView* b = handle.find(bias_name);
+  if (w->packed && w->device == DeviceKind::cuda)
+    return impl_->packed_device_linear(handle, *w, b, x, tokens, y);
   if (w->packed) {
     // Packed by the component's quantizer. On the CPU it unpacks the weight into f32 scratch
     // (one tensor per thread) and the layer runs through the same sgemm as unpacked weights:

@@ -90,6 +90,11 @@ struct Session::Impl {
   void schedule_prefetch(std::uint32_t component, std::uint32_t group) noexcept;
   void worker_loop() noexcept;
 
+  // ---- packed weights on a GPU (packed_linear.cpp) -----------------------------------------
+  Status packed_device_linear(const Acquired& handle, const TensorView& weight,
+                              const TensorView* bias, const float* x, std::size_t tokens,
+                              float* y) noexcept;
+
   // ---- pressure (pressure.cpp) ------------------------------------------------------------
   // Evicts idle groups until the device store holds at most `target` bytes, after dropping
   // queued prefetches and waiting for copies in flight; reports what stayed and why.
@@ -134,6 +139,11 @@ struct Session::Impl {
   // reservation of any other size frees them first (they never raise a peak); pressure calls,
   // finish and close free them all. A spare that reserve_device counted as an allocation's room
   // is "claimed" until allocate_device takes it. Both under mu.
+  // Where packed weights are unpacked on a GPU before their GEMM: one buffer, grown to the
+  // largest layer, counted in the device store, one layer at a time (unpack_mu).
+  std::mutex unpack_mu;
+  void* unpack_scratch = nullptr;
+  std::uint64_t unpack_bytes = 0;
   std::vector<std::pair<void*, std::uint64_t>> spares;
   std::vector<std::pair<void*, std::uint64_t>> claimed;
   std::mutex mu;

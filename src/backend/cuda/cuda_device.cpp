@@ -120,6 +120,8 @@ class CudaDevice final : public ComputeDevice {
     cudaStreamDestroy(stream_);
   }
 
+  void* compute_stream() noexcept override { return stream_; }
+
   std::string linear_backend() const override {
     if (gemm_) return gemm_->version();
     std::string text = "reference kernel (cuBLASLt: ";
