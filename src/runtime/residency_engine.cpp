@@ -409,11 +409,13 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
     }
     handle->views.push_back(view);
   }
+  live_handles += 1;  // a re-plan waits until it is released
   return handle;
 }
 
 void Session::Impl::release(const std::vector<std::uint32_t>& released) noexcept {
   std::lock_guard<std::mutex> lock(mu);
+  live_handles -= 1;
   for (std::uint32_t g : released) {
     GroupState& s = groups[g];
     s.pins -= 1;
