@@ -270,7 +270,8 @@ class Session {
   /// Makes `module` (a unit from modules(), a leaf inside one, or "" for the whole component)
   /// resident on the compute device and prefetches what comes next in execution order (recorded
   /// on the first pass). Thread-safe. Fails with out_of_memory when the device budget cannot hold
-  /// it with what other handles keep.
+  /// it with what other handles keep; with SessionOptions::replan and no handle held, it first
+  /// moves to a plan that fits and tries again.
   [[nodiscard]] Result<Acquired> acquire(std::string_view component,
                                          std::string_view module) noexcept;
 
@@ -308,8 +309,12 @@ class Session {
   [[nodiscard]] TrimReport trim(std::uint64_t bytes) noexcept;
   /// Changes a store's budget at any time from any thread. Lowering the device budget evicts
   /// until the store fits before returning (what acquired handles hold stays and is reported);
-  /// raising it lets residency grow over the next steps. Pinned and pageable budgets may not go
-  /// below what the plan parks there (runtime.budget.<store>); the disk store has none.
+  /// raising it lets residency grow over the next steps. A budget below what the plan needs (its
+  /// resident weights plus its largest moving unit; for pinned and pageable what it parks there)
+  /// moves the session to another plan when SessionOptions::replan is set — now when no handle
+  /// is held, else at the next acquire (TrimReport::replan_pending) — and fails with
+  /// runtime.replan.none, naming the closest plan, when none fits; without replan such a pinned
+  /// or pageable cut fails with runtime.budget.<store>. The disk store has no budget.
   [[nodiscard]] Result<TrimReport> set_budget(StoreKind store, std::uint64_t bytes) noexcept;
   /// The host's own allocation of `bytes` failed (its activations): frees at least that much
   /// device memory if idle weights allow, and room for it within the device budget, so the host
