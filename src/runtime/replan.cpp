@@ -151,6 +151,16 @@ Status Session::Impl::replan(std::string reason, std::unique_lock<std::mutex>& l
         .with_hint("set SessionOptions::replan to move to another plan, or raise the budget");
   }
   const ReplanOptions& ro = *options.replan;
+  // Acquires wait until the switch is over: waiting below for copies in flight lets go of the
+  // lock, and an acquire starting then would pin groups of the layout being replaced.
+  struct Flag {
+    Impl& impl;
+    explicit Flag(Impl& i) : impl(i) { impl.replanning = true; }
+    ~Flag() {
+      impl.replanning = false;
+      impl.cv.notify_all();
+    }
+  } const flag(*this);
   const auto fail = [&](Status status) {
     replan_failures += 1;
     trace.instant(lane_host, "pressure", "replan failed");

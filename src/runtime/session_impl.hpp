@@ -146,6 +146,7 @@ struct Session::Impl {
   std::uint64_t clock = 0;
   std::uint32_t live_handles = 0;  // Acquired handles not yet released
   std::string pending_replan;      // why a re-plan waits for the handles to go (empty: none)
+  bool replanning = false;         // acquires wait: the layout is being replaced
 
   // headroom mode
   std::atomic<std::uint64_t> headroom_limit{UINT64_MAX};  // UINT64_MAX: no limit
