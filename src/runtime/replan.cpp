@@ -262,7 +262,7 @@ Status Session::Impl::replan(std::string reason, std::unique_lock<std::mutex>& l
       consider(s, "pageable", l->pageable_bytes, pageable_store.budget());
       continue;
     }
-    if (l->cache_bytes != 0 && (cache_reused || !same_cache(layout, *l))) continue;
+    if (l->cache_bytes != 0 && !same_cache(layout, *l)) continue;
     chosen = std::move(s);
     next = std::move(l.value());
     break;
