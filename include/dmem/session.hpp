@@ -7,12 +7,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "dmem/dtype.hpp"
+#include "dmem/hardware.hpp"
 #include "dmem/model.hpp"
+#include "dmem/plan.hpp"
 #include "dmem/simulated_device.hpp"
 #include "dmem/status.hpp"
 #include "dmem/strategy.hpp"
@@ -54,6 +57,27 @@ struct PressureEvent {
   std::uint64_t freed = 0;      ///< device bytes returned by evicting
   bool resolved = false;        ///< the allocation succeeded / the call freed what it needed
   std::string_view what;        ///< the module or tensor being allocated, when there is one
+};
+
+/// Re-planning: when evicting is not enough (a device budget cut below what the plan needs, or
+/// a device allocation that fails with nothing idle left), the session asks the planner again
+/// with the memory it may use now and moves to the best plan that fits, between acquires
+/// (docs/budgets.md). The planner needs what the session's plan was made with.
+struct ReplanOptions {
+  Hardware hardware;  ///< the machine the plan was made for (its GPU's memory is replaced by
+                      ///< the session's device limit at the time of the re-plan)
+  Workload workload;
+  PlanOptions plan;  ///< preference, margin, plugins (must outlive the session when given)
+};
+
+/// Told through SessionOptions::on_replan when the session moved to another plan.
+struct ReplanEvent {
+  const Strategy* old_plan = nullptr;
+  const Strategy* new_plan = nullptr;
+  std::string_view reason;         ///< what made the old plan unworkable
+  std::uint64_t device_limit = 0;  ///< device bytes the new plan was chosen for
+  std::uint64_t bytes_copied = 0;  ///< weights moved from memory to their new home
+  std::uint64_t bytes_read = 0;    ///< weights read again from the checkpoint or cache file
 };
 
 struct SessionOptions {
@@ -100,12 +124,24 @@ struct SessionOptions {
   /// MemTotal of the system). Called from the session's threads (several at once) without its
   /// locks held.
   std::function<DeviceMemoryInfo()> memory_probe;
+  /// Host RAM dmem may still take now, in bytes. The loader sizes its staging window by it as
+  /// the load goes (I/O threads pause rather than stage beyond it; one buffer always runs).
+  /// Null: MemAvailable of /proc/meminfo capped by this process's cgroup v2 or v1 limits
+  /// (memory.max - memory.current, memory.limit_in_bytes - memory.usage_in_bytes). Called from
+  /// the loader's threads, several at once.
+  std::function<std::uint64_t()> host_memory_probe;
   /// CPU device only: draw device memory from this simulated device shared with other
   /// programs, so allocations fail when they hold it (see SimulatedDevice).
   std::shared_ptr<SimulatedDevice> simulated_device;
   /// Told what the session did under memory pressure, from the thread that met it (possibly
   /// with the session's lock held: must not call back into the session).
   std::function<void(const PressureEvent&)> on_pressure;
+  /// Set: re-plan when evicting is not enough (see ReplanOptions). Unset: budget cuts below the
+  /// plan's need and allocation failures are reported as errors only.
+  std::optional<ReplanOptions> replan;
+  /// Told when the session moved to another plan, from the thread that triggered it with the
+  /// session's lock held (must not call back into the session).
+  std::function<void(const ReplanEvent&)> on_replan;
 };
 
 /// What trim(), set_budget() and make_room() did.
@@ -119,6 +155,10 @@ struct TrimReport {
   double seconds = 0;                 ///< how long the call took
   /// Why less than requested was freed; empty when the call did all it was asked.
   std::string reason;
+  /// The call moved the session to another plan (SessionOptions::replan), or will at the next
+  /// acquire once every handle is released (`replan_pending`).
+  bool replanned = false;
+  bool replan_pending = false;
   [[nodiscard]] bool complete() const noexcept { return reason.empty(); }
 };
 
@@ -133,7 +173,8 @@ struct SessionStats {
   StoreStats device, pinned, pageable, disk;
   std::uint64_t load_bytes = 0;  ///< bytes read while loading
   double load_seconds = 0;
-  std::uint64_t staging_peak = 0;  ///< bytes of staging buffers in use at once during load
+  std::uint64_t staging_peak = 0;   ///< bytes of staging buffers in use at once during load
+  std::uint64_t staging_waits = 0;  ///< times an I/O thread paused: RAM available was short
   std::uint64_t acquires = 0;
   std::uint64_t prefetch_hits = 0;  ///< acquires whose weights were already on the device
   std::uint64_t stalls = 0;         ///< acquires that waited for a copy or a read
@@ -153,6 +194,8 @@ struct SessionStats {
   std::uint64_t headroom_overruns = 0;  ///< loads an acquire needed beyond the headroom
   std::uint64_t headroom_limit = 0;     ///< device bytes headroom mode allows dmem now (0 when
                                         ///< off or when other programs leave no room)
+  std::uint64_t replans = 0;            ///< moves to another plan (SessionOptions::replan)
+  std::uint64_t replan_failures = 0;    ///< re-plans that found no plan or failed midway
   bool direct_io = false;  ///< every checkpoint file was read with O_DIRECT (SessionOptions)
   /// The disk tier's transformed weights came from the cache file of an earlier session
   /// (SessionOptions::cache_dir) instead of being transformed again.
@@ -227,7 +270,8 @@ class Session {
   /// Makes `module` (a unit from modules(), a leaf inside one, or "" for the whole component)
   /// resident on the compute device and prefetches what comes next in execution order (recorded
   /// on the first pass). Thread-safe. Fails with out_of_memory when the device budget cannot hold
-  /// it with what other handles keep.
+  /// it with what other handles keep; with SessionOptions::replan and no handle held, it first
+  /// moves to a plan that fits and tries again.
   [[nodiscard]] Result<Acquired> acquire(std::string_view component,
                                          std::string_view module) noexcept;
 
@@ -268,13 +312,20 @@ class Session {
   [[nodiscard]] TrimReport trim(std::uint64_t bytes) noexcept;
   /// Changes a store's budget at any time from any thread. Lowering the device budget evicts
   /// until the store fits before returning (what acquired handles hold stays and is reported);
-  /// raising it lets residency grow over the next steps. Pinned and pageable budgets may not go
-  /// below what the plan parks there (runtime.budget.<store>); the disk store has none.
+  /// raising it lets residency grow over the next steps. A budget below what the plan needs (its
+  /// resident weights plus its largest moving unit; for pinned and pageable what it parks there)
+  /// moves the session to another plan when SessionOptions::replan is set — now when no handle
+  /// is held, else at the next acquire (TrimReport::replan_pending) — and fails with
+  /// runtime.replan.none, naming the closest plan, when none fits; without replan such a pinned
+  /// or pageable cut fails with runtime.budget.<store>. The disk store has no budget.
   [[nodiscard]] Result<TrimReport> set_budget(StoreKind store, std::uint64_t bytes) noexcept;
   /// The host's own allocation of `bytes` failed (its activations): frees at least that much
   /// device memory if idle weights allow, and room for it within the device budget, so the host
   /// can retry the same step. complete() is false when it could not.
   [[nodiscard]] TrimReport make_room(std::uint64_t bytes) noexcept;
+
+  /// The strategy the session runs now (another one after a re-plan).
+  [[nodiscard]] Strategy strategy() const;
 
   [[nodiscard]] SessionStats stats() const noexcept;
   /// Writes the timeline as Chrome trace JSON (SessionOptions::trace must have been set).

@@ -369,6 +369,19 @@ int run_run(const Args& args) {
   // The plan's GPU is played by the device arena: its budget is the plan's VRAM peak.
   if (!machine->hardware.gpus.empty()) options.device_budget = est->vram_peak_bytes;
   options.progress = draw_progress;
+  // An allocation that fails with nothing idle left moves the run to a plan that fits the
+  // memory free then (docs/budgets.md), rather than ending it.
+  if (!machine->hardware.gpus.empty()) {
+    options.replan = ReplanOptions{machine->hardware, machine->workload, machine->options};
+    options.on_replan = [](const ReplanEvent& e) {
+      std::string line = "dmem run: re-planned to ";
+      line += strategy_summary(*e.new_plan);
+      line += " (";
+      line += e.reason;
+      line += ")\n";
+      std::fputs(line.c_str(), stderr);
+    };
+  }
   // Only a folder the user named keeps a persistent cache of transformed disk-tier weights (not
   // for a scaled-down copy: its checkpoint is written anew, so its cache could never be reused).
   if (vm.count("cache-dir") && factor == 1) options.cache_dir = machine->hardware.cache_dir;
@@ -524,6 +537,7 @@ int run_run(const Args& args) {
                      {"headroom_shrinks", st.headroom_shrinks},
                      {"headroom_overruns", st.headroom_overruns},
                      {"alloc_retries", st.alloc_retries},
+                     {"replans", st.replans},
                      {"trimmed_bytes", st.trimmed_bytes}};
     print_json(j);
     return kExitOk;

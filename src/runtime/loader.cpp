@@ -472,6 +472,11 @@ Status Session::Impl::load() noexcept {
     return Status::ok();
   };
 
+  // Whether any job reads through staging (the window the RAM probe bounds).
+  bool staged = direct_io;
+  for (const LoadJob& job : parallel)
+    staged = staged || layout.tensors[job.tensor].cast ||
+             (job.device_dst != nullptr && !device->host_addressable());
   const std::uint32_t threads = static_cast<std::uint32_t>(std::min<std::size_t>(
       std::max<std::uint32_t>(1, options.io_threads), std::max<std::size_t>(1, parallel.size())));
   std::atomic<std::size_t> next{0};
@@ -484,8 +489,22 @@ Status Session::Impl::load() noexcept {
     pool.emplace_back([&, w] {
       const std::uint32_t lane = trace.lane("io " + std::to_string(w));
       detail::HostRegion staging;
-      for (std::size_t i = next.fetch_add(1); i < parallel.size() && !failed.load();
-           i = next.fetch_add(1)) {
+      while (!failed.load()) {
+        // RAM short (MemAvailable, a cgroup limit lowered mid-load): this thread gives its
+        // staging buffer back and waits, so the window shrinks rather than the load fail.
+        if (staged && !may_stage(w, in_cap + chunk_cap)) {
+          staging_waits.fetch_add(1);
+          if (staging.data() != nullptr) {
+            device->unpin(staging.data());
+            staging_in_use.fetch_sub(staging.size());
+            staging.reset();
+          }
+          while (!failed.load() && next.load() < parallel.size() &&
+                 !may_stage(w, in_cap + chunk_cap))
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        const std::size_t i = next.fetch_add(1);
+        if (i >= parallel.size()) break;
         Status status = run_job(parallel[i], staging, lane);
         if (!status) fail(std::move(status));
       }

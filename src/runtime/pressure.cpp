@@ -191,18 +191,61 @@ Result<TrimReport> Session::set_budget(StoreKind store, std::uint64_t bytes) noe
       i.trace.set_info_number("budget.device", static_cast<double>(bytes));
       const std::uint64_t in_use = i.device_store.in_use();
       const std::uint64_t target = bytes == 0 ? UINT64_MAX : bytes;
+      TrimReport report;
       if (in_use <= target) {
         // Raised (or still above what is used): residency grows again over the next steps.
-        TrimReport report;
         report.in_use = in_use;
         i.notify({PressureKind::budget, 0, 0, true, {}});
+      } else {
+        report = i.shrink_to(target, in_use - target, PressureKind::budget, lock);
+      }
+      const std::uint64_t need = detail::device_need(i.layout);
+      if (!i.options.replan || bytes == 0 || need <= bytes) {
+        i.pending_replan.clear();  // raised back: a deferred re-plan is no longer needed
         return report;
       }
-      return i.shrink_to(target, in_use - target, PressureKind::budget, lock);
+      // Evicting cannot make the plan fit: its kept weights plus its largest moving unit are
+      // over the budget. Move to another plan now, or at the next acquire once handles go.
+      std::string why = "the device budget was cut to ";
+      why += std::to_string(bytes);
+      why += " bytes, below the ";
+      why += std::to_string(need);
+      why += " the plan needs (its resident weights and largest moving unit)";
+      bool deferred = false;
+      const std::uint64_t before = i.device_store.in_use();
+      DMEM_TRY(i.replan_or_defer(std::move(why), deferred, lock));
+      report.replan_pending = deferred;
+      report.replanned = !deferred;
+      if (!deferred) {
+        report.in_use = i.device_store.in_use();
+        report.freed += before > report.in_use ? before - report.in_use : 0;
+        if (report.in_use <= target) report.reason.clear();
+      }
+      return report;
     }
     case StoreKind::pinned:
     case StoreKind::pageable: {
       detail::MemoryStore& s = store == StoreKind::pinned ? i.pinned_store : i.pageable_store;
+      if (bytes != 0 && bytes < s.in_use() && i.options.replan) {
+        // Homes in host RAM are filled at open: a smaller footprint needs a plan that parks
+        // less there (pinned first, then pageable, then the disk tier, as the planner ranks).
+        std::unique_lock<std::mutex> lock(i.mu);
+        s.set_budget(bytes);
+        std::string why = "the ";
+        why += store_kind_name(store);
+        why += " budget was cut to ";
+        why += std::to_string(bytes);
+        why += " bytes, below the ";
+        why += std::to_string(s.in_use());
+        why += " the plan parks there";
+        bool deferred = false;
+        DMEM_TRY(i.replan_or_defer(std::move(why), deferred, lock));
+        TrimReport report;
+        report.replan_pending = deferred;
+        report.replanned = !deferred;
+        report.in_use = i.device_store.in_use();
+        return report;
+      }
       if (bytes != 0 && bytes < s.in_use()) {
         std::string message = "the ";
         message += store_kind_name(store);

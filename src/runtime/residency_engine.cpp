@@ -301,6 +301,9 @@ void Session::Impl::stop_worker() noexcept {
 
 Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view component,
                                                                std::string_view module) noexcept {
+  // The layout is read under the lock: a re-plan may replace it between acquires.
+  std::unique_lock<std::mutex> lock(mu);
+  while (replanning) cv.wait(lock);
   std::uint32_t c = 0;
   for (; c < layout.components.size(); ++c)
     if (layout.components[c].name == component) break;
@@ -345,7 +348,6 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
   const auto t0 = std::chrono::steady_clock::now();
   const std::uint64_t trace_t0 = trace.now_ns();
   bool stalled = false;
-  std::unique_lock<std::mutex> lock(mu);
   acquires += 1;
   for (std::uint32_t g : needed) {
     if (!layout.groups[g].in_place) record_order(c, g);
@@ -473,11 +475,13 @@ Result<std::unique_ptr<Acquired::Impl>> Session::Impl::acquire(std::string_view 
     }
     handle->views.push_back(view);
   }
+  live_handles += 1;  // a re-plan waits until it is released
   return handle;
 }
 
 void Session::Impl::release(const std::vector<std::uint32_t>& released) noexcept {
   std::lock_guard<std::mutex> lock(mu);
+  live_handles -= 1;
   for (std::uint32_t g : released) {
     GroupState& s = groups[g];
     s.pins -= 1;

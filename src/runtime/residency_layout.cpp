@@ -115,6 +115,41 @@ const ComponentLayout* ResidencyLayout::find(std::string_view component) const n
   return nullptr;
 }
 
+std::uint64_t device_need(const ResidencyLayout& layout) noexcept {
+  std::uint64_t kept = 0;
+  for (const GroupLayout& g : layout.groups)
+    if (g.load_at_open && !g.in_place) kept += g.device_bytes;
+  std::uint64_t moving = 0;
+  for (const ComponentLayout& cl : layout.components) {
+    std::uint64_t whole = 0;
+    std::uint64_t unit_max = 0;
+    std::uint64_t scratch_max = 0;
+    for (const std::string& unit : cl.units) {
+      std::uint64_t bytes = 0;
+      for (std::uint32_t g : cl.unit_groups.at(unit)) {
+        const GroupLayout& group = layout.groups[g];
+        if (!group.load_at_open && !group.in_place) bytes += group.device_bytes;
+      }
+      std::uint64_t scratch = 0;
+      for (std::uint32_t t : cl.unit_tensors.at(unit)) {
+        const TensorSlot& slot = layout.tensors[t];
+        if (slot.cast) scratch += dtype_bytes(cl.compute_dtype, slot.info->elements()).value_or(0);
+      }
+      unit_max = std::max(unit_max, bytes + scratch);
+      scratch_max = std::max(scratch_max, scratch);
+    }
+    if (cl.whole) {
+      for (std::uint32_t g : cl.groups) {
+        const GroupLayout& group = layout.groups[g];
+        if (!group.load_at_open && !group.in_place) whole += group.device_bytes;
+      }
+      unit_max = whole + scratch_max;
+    }
+    moving = std::max(moving, unit_max);
+  }
+  return kept + moving;
+}
+
 Result<ResidencyLayout> make_layout(
     const Model& model, const Strategy& strategy,
     const std::vector<const QuantizerInstance*>& quantizers,

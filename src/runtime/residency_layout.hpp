@@ -77,6 +77,10 @@ struct ResidencyLayout {
   [[nodiscard]] const ComponentLayout* find(std::string_view component) const noexcept;
 };
 
+/// Device bytes the layout needs to run: its kept groups plus the largest unit that moves
+/// (a whole component for model offload), with the upcast scratch of its cast weights.
+[[nodiscard]] std::uint64_t device_need(const ResidencyLayout& layout) noexcept;
+
 /// `quantizers[i]` is the configured quantizer of the strategy's i-th component when its storage
 /// is quantized (null otherwise, or an empty vector when none is). Its 2-D linear weights in
 /// f32/f16/bf16 are packed; everything else keeps its dtype. Fails (naming component, tensor and

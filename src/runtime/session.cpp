@@ -142,6 +142,7 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
     }
   }
   DMEM_TRY(impl->open_prequantized(strategy));
+  impl->strategy = strategy;
   auto layout = detail::make_layout(impl->model, strategy, quantizers, &impl->prequant);
   if (!layout) return layout.status();
   impl->layout = std::move(layout.value());
@@ -162,6 +163,7 @@ Result<Session> Session::open(const Model& model, const Strategy& strategy,
 
 std::vector<std::string> Session::modules(std::string_view component) const {
   if (!impl_) return {};
+  std::lock_guard<std::mutex> lock(impl_->mu);  // a re-plan replaces the layout
   const auto* cl = impl_->layout.find(component);
   return cl == nullptr ? std::vector<std::string>{} : cl->units;
 }
@@ -169,7 +171,24 @@ std::vector<std::string> Session::modules(std::string_view component) const {
 Result<Acquired> Session::acquire(std::string_view component, std::string_view module) noexcept {
   if (!impl_) return Status(Errc::invalid_argument, "acquire on a closed session");
   impl_->sample_headroom();  // acquire boundaries are where another program's growth is seen
+  // A re-plan that a budget cut deferred while handles were held runs here, between acquires.
+  // Its failure is not this acquire's: the old plan may still serve it.
+  (void)impl_->replan_pending();
   auto handle = impl_->acquire(component, module);
+  if (!handle && handle.status().code() == Errc::out_of_memory && impl_->options.replan) {
+    // Evicting was not enough: move to a plan that fits the memory usable now and try again.
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    if (impl_->quiet()) {
+      std::string why = "acquiring '";
+      why += module;
+      why += "' failed: ";
+      why += handle.status().message();
+      Status replanned = impl_->replan(std::move(why), lock);
+      lock.unlock();
+      if (!replanned) return replanned;
+      handle = impl_->acquire(component, module);
+    }
+  }
   if (!handle) return handle.status();
   handle.value()->session = impl_;
   return Acquired(std::move(handle.value()));
@@ -331,6 +350,12 @@ void Session::end_step() noexcept {
                     impl_->step_start, impl_->trace.now_ns(), {{"index", impl_->step_index}});
 }
 
+Strategy Session::strategy() const {
+  if (!impl_) return {};
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->strategy;
+}
+
 SessionStats Session::stats() const noexcept {
   SessionStats s;
   if (!impl_) return s;
@@ -346,6 +371,7 @@ SessionStats Session::stats() const noexcept {
   s.load_bytes = i.load_bytes;
   s.load_seconds = i.load_seconds;
   s.staging_peak = i.staging_peak.load();
+  s.staging_waits = i.staging_waits.load();
   s.acquires = i.acquires;
   s.prefetch_hits = i.prefetch_hits;
   s.stalls = i.stalls;
@@ -364,6 +390,8 @@ SessionStats Session::stats() const noexcept {
   s.headroom_overruns = i.headroom_overruns;
   const std::uint64_t limit = i.headroom_limit.load();
   s.headroom_limit = limit == UINT64_MAX ? 0 : limit;
+  s.replans = i.replans;
+  s.replan_failures = i.replan_failures;
   s.direct_io = i.direct_io_active;
   s.cache_reused = i.cache_reused;
   return s;

@@ -55,12 +55,18 @@ struct Session::Impl {
                       bool to_cache) noexcept;
   // Pre-quantized weights (session_prequant.cpp): found from the keys of every component of
   // `strategy`, each given the plugin instance that decodes it; gathered while loading.
-  Status open_prequantized(const Strategy& strategy) noexcept;
+  Status open_prequantized(const Strategy& wanted) noexcept;
   Status gather_job(std::uint32_t tensor, void* device_dst, void* host_dst, bool to_cache) noexcept;
   // The instance that decodes a packed weight of layout component `c`; null when none.
   const QuantizerInstance* packed_quantizer(std::uint32_t c,
                                             std::string_view weight) const noexcept;
   const PluginRegistry* registry() noexcept;  // options.plugins, else one discovered once
+  // Host RAM dmem may still take now (options.host_memory_probe or MemAvailable and cgroup
+  // limits); UINT64_MAX when unknown.
+  [[nodiscard]] std::uint64_t host_room() const noexcept;
+  // I/O thread `thread` may stage now: the window (staging in use + RAM available) holds
+  // thread + 1 buffers of `buffer` bytes. Thread 0 always may.
+  [[nodiscard]] bool may_stage(std::uint32_t thread, std::uint64_t buffer) noexcept;
 
   // ---- residency (residency_engine.cpp) ---------------------------------------------------
   Result<std::unique_ptr<Acquired::Impl>> acquire(std::string_view component,
@@ -107,8 +113,24 @@ struct Session::Impl {
   void notify(const PressureEvent& event) const noexcept;
   // min(device budget, headroom limit); UINT64_MAX when neither limits.
   [[nodiscard]] std::uint64_t device_limit() const noexcept;
+
+  // ---- re-planning (replan.cpp) -----------------------------------------------------------
+  // No handle held and no acquire in progress (lock held): a re-plan may switch the layout.
+  [[nodiscard]] bool quiet() const noexcept;
+  // Moves to the best plan that fits the device memory usable now (lock held, quiet()). On
+  // failure the session keeps its plan and the Status names the closest plan.
+  Status replan(std::string reason, std::unique_lock<std::mutex>& lock) noexcept;
+  // A re-plan now when quiet, else remembered for the next acquire boundary. Returns the
+  // re-plan's Status (ok when deferred); `deferred` says which.
+  Status replan_or_defer(std::string reason, bool& deferred,
+                         std::unique_lock<std::mutex>& lock) noexcept;
+  // The plan runs within the budgets now: its device need, its pinned and pageable homes.
+  [[nodiscard]] bool plan_fits() const noexcept;
+  // At an acquire boundary: the re-plan a budget cut deferred, if it can run now.
+  Status replan_pending() noexcept;
   Model model;
   SessionOptions options;
+  Strategy strategy;  // the plan running now (another after a re-plan)
   detail::ResidencyLayout layout;
   std::unique_ptr<detail::ComputeDevice> device;       // computes (CPU or CUDA)
   std::unique_ptr<detail::ComputeDevice> host_device;  // CPU placements compute here
@@ -152,6 +174,9 @@ struct Session::Impl {
   std::thread worker;
   bool stopping = false;
   std::uint64_t clock = 0;
+  std::uint32_t live_handles = 0;  // Acquired handles not yet released
+  std::string pending_replan;      // why a re-plan waits for the handles to go (empty: none)
+  bool replanning = false;         // acquires wait: the layout is being replaced
 
   // headroom mode
   std::atomic<std::uint64_t> headroom_limit{UINT64_MAX};  // UINT64_MAX: no limit
@@ -164,12 +189,14 @@ struct Session::Impl {
   std::uint64_t acquires = 0, prefetch_hits = 0, stalls = 0, copies_to_device = 0,
                 bytes_to_device = 0, copies_to_host = 0, disk_reads = 0, evictions = 0,
                 evicted_bytes = 0, pin_calls = 0, alloc_retries = 0, alloc_failures = 0,
-                trimmed_bytes = 0, headroom_shrinks = 0, headroom_overruns = 0;
+                trimmed_bytes = 0, headroom_shrinks = 0, headroom_overruns = 0, replans = 0,
+                replan_failures = 0;
   double stall_seconds = 0;
   std::uint64_t load_bytes = 0;
   double load_seconds = 0;
   std::atomic<std::uint64_t> staging_in_use{0};
   std::atomic<std::uint64_t> staging_peak{0};
+  std::atomic<std::uint64_t> staging_waits{0};
 
   std::uint32_t lane_host = 0, lane_copy = 0, lane_compute = 0;
   std::uint64_t step_start = 0;

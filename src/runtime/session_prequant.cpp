@@ -33,11 +33,11 @@ const PluginRegistry* Session::Impl::registry() noexcept {
   return own_plugins.get();
 }
 
-Status Session::Impl::open_prequantized(const Strategy& strategy) noexcept {
-  prequant.assign(strategy.components.size(), {});
+Status Session::Impl::open_prequantized(const Strategy& wanted) noexcept {
+  prequant.assign(wanted.components.size(), {});
   std::vector<std::string> keys;  // plugin and parameters of each prequant_quantizers entry
-  for (std::size_t i = 0; i < strategy.components.size(); ++i) {
-    const ComponentStrategy& cs = strategy.components[i];
+  for (std::size_t i = 0; i < wanted.components.size(); ++i) {
+    const ComponentStrategy& cs = wanted.components[i];
     const Component* comp = model.find(cs.component);
     if (comp == nullptr) continue;  // make_layout names it
     bool on_disk = !comp->tensors.empty();
