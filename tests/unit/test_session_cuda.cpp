@@ -15,6 +15,7 @@
 
 #include "backend/cuda/cuda_device.hpp"
 #include "backend/cuda/cuda_probe.hpp"
+#include "dmem/plugin_registry.hpp"
 #include "dmem/session.hpp"
 #include "support/runtime_fixture.hpp"
 #include "support/test_support.hpp"
@@ -268,3 +269,102 @@ TEST_CASE("cuBLASLt linear layers equal the reference kernel's", "[cuda]") {
     }
   }
 }
+
+#if defined(DMEM_TEST_PLUGIN_NF4) && defined(DMEM_TEST_PLUGIN_GGUF)
+// Quantized storage on the GPU: packed weights rest and move packed; each layer is unpacked by
+// the plugin's CUDA kernel into bf16 and run through the device GEMM. The reference is the CPU
+// session's packed weight unpacked by the same plugin on the CPU into bf16, with the activations
+// rounded to bf16 as the GPU does, summed in double.
+TEST_CASE("quantized storage runs on the GPU through the plugins' CUDA kernels", "[cuda]") {
+  if (skip_without_gpu()) return;
+  test::TempDir dir;
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 4, 96);
+  PluginRegistry registry;
+  REQUIRE(registry.load(DMEM_TEST_PLUGIN_NF4).is_ok());
+  REQUIRE(registry.load(DMEM_TEST_PLUGIN_GGUF).is_ok());
+  struct Case {
+    const char* quantizer;
+    std::vector<std::pair<std::string, std::string>> params;
+  };
+  const Case cases[] = {{"dmem.quantizer.nf4", {}},
+                        {"dmem.quantizer.gguf", {{"type", "q8_0"}}},
+                        {"dmem.quantizer.gguf", {{"type", "q4_k"}}}};
+  for (const Case& c : cases) {
+    Storage storage;
+    storage.kind = StorageKind::quantized;
+    storage.quantizer = c.quantizer;
+    storage.params = c.params;
+    auto q = registry.create_quantizer(c.quantizer, c.params);
+    REQUIRE(q.has_value());
+    for (const PlacementKind kind : {PlacementKind::resident, PlacementKind::group_offload}) {
+      INFO(c.quantizer << (c.params.empty() ? "" : " " + c.params[0].second) << " placement "
+                       << static_cast<int>(kind));
+      Placement p;
+      p.kind = kind;
+      SessionOptions on_gpu;
+      on_gpu.device = DeviceKind::cuda;
+      on_gpu.plugins = &registry;
+      SessionOptions on_cpu;
+      on_cpu.plugins = &registry;
+      auto gpu = Session::open(model, test::one_component(p, storage), on_gpu);
+      if (!gpu) FAIL(gpu.status().to_string());
+      auto cpu = Session::open(model, test::one_component(p, storage), on_cpu);
+      REQUIRE(cpu.has_value());
+      const std::size_t tokens = 5;
+      std::size_t packed_layers = 0;
+      for (const std::string& unit : cpu->modules("transformer")) {
+        auto a = cpu->acquire("transformer", unit);
+        auto b = gpu->acquire("transformer", unit);
+        REQUIRE(a.has_value());
+        REQUIRE(b.has_value());
+        for (const TensorView& t : a->tensors()) {
+          const std::string& name = *t.name;
+          if (!t.packed || !name.ends_with(".weight")) continue;
+          ++packed_layers;
+          const std::uint64_t out = (*t.shape)[0], in = (*t.shape)[1];
+          std::vector<std::uint16_t> w16(out * in);
+          REQUIRE(q->dequantize(HostTensor{t.dtype, *t.shape, t.data, t.nbytes}, DType::bf16,
+                                w16.data(), w16.size() * 2)
+                      .is_ok());
+          std::vector<float> w(out * in), x(tokens * in), xr(tokens * in);
+          REQUIRE(convert(DType::bf16, w16.data(), DType::f32, w.data(), w.size()).is_ok());
+          for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(static_cast<float>(i) * 0.37f);
+          std::vector<std::uint16_t> x16(x.size());
+          REQUIRE(convert(DType::f32, x.data(), DType::bf16, x16.data(), x.size()).is_ok());
+          REQUIRE(convert(DType::bf16, x16.data(), DType::f32, xr.data(), x.size()).is_ok());
+          std::vector<float> bias(out, 0.0f);
+          const std::string leaf = name.substr(0, name.size() - 7);
+          if (const TensorView* bv = a->find(leaf + ".bias"))
+            REQUIRE(convert(bv->dtype, bv->data, DType::f32, bias.data(), out).is_ok());
+          std::vector<float> y(tokens * out);
+          auto xb = gpu->allocate_buffer(x.size() * 4);
+          auto yb = gpu->allocate_buffer(y.size() * 4);
+          REQUIRE(xb.has_value());
+          REQUIRE(yb.has_value());
+          REQUIRE(gpu->upload(*xb, x.data(), x.size() * 4).is_ok());
+          const Status ran = gpu->linear(*b, leaf, static_cast<const float*>(*xb), tokens,
+                                         static_cast<float*>(*yb));
+          INFO(ran.to_string());
+          REQUIRE(ran.is_ok());
+          REQUIRE(gpu->download(y.data(), *yb, y.size() * 4).is_ok());
+          gpu->release_buffer(*xb, x.size() * 4);
+          gpu->release_buffer(*yb, y.size() * 4);
+          double scale = 1e-30, diff = 0;
+          for (std::size_t tk = 0; tk < tokens; ++tk) {
+            for (std::size_t o = 0; o < out; ++o) {
+              double ref = bias[o];
+              for (std::size_t k = 0; k < in; ++k)
+                ref += static_cast<double>(xr[tk * in + k]) * static_cast<double>(w[o * in + k]);
+              scale = std::max(scale, std::fabs(ref));
+              diff = std::max(diff, std::fabs(ref - static_cast<double>(y[tk * out + o])));
+            }
+          }
+          CHECK(diff / scale < 1e-5);
+        }
+      }
+      CHECK(packed_layers > 0);
+      CHECK(gpu->stats().copies_to_host == 0);
+    }
+  }
+}
+#endif
