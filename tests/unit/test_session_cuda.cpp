@@ -278,7 +278,8 @@ TEST_CASE("cuBLASLt linear layers equal the reference kernel's", "[cuda]") {
 TEST_CASE("quantized storage runs on the GPU through the plugins' CUDA kernels", "[cuda]") {
   if (skip_without_gpu()) return;
   test::TempDir dir;
-  const Model model = test::make_block_model(dir.file("m.safetensors"), 4, 96);
+  // Width 256: q4_k packs rows whose length is a multiple of its 256-element super-blocks.
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 3, 256);
   PluginRegistry registry;
   REQUIRE(registry.load(DMEM_TEST_PLUGIN_NF4).is_ok());
   REQUIRE(registry.load(DMEM_TEST_PLUGIN_GGUF).is_ok());
