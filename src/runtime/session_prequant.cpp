@@ -50,17 +50,8 @@ Status Session::Impl::open_prequantized(const Strategy& wanted) noexcept {
     std::vector<detail::PrequantWeight> kept;
     for (detail::PrequantWeight& w : *found) {
       const bool gguf = w.kind == detail::PrequantKind::gguf;
-      if (options.device == DeviceKind::cuda) {
-        if (gguf) continue;  // GGML blocks stay as stored: the device decodes them itself
-        return in_component(
-            cs.component, Status(Errc::unsupported,
-                                 std::string("'") + w.weight->name + "' is stored as " + w.format +
-                                     ", and pre-quantized weights run on the CPU device "
-                                     "only in this version")
-                              .with_tensor(w.weight->name)
-                              .with_rule("runtime.quantizer.device")
-                              .with_hint("run with --device cpu"));
-      }
+      const bool on_gpu = options.device == DeviceKind::cuda;
+      if (on_gpu && gguf) continue;  // GGML blocks stay as stored: the device decodes them itself
       std::string key = w.plugin;
       for (const auto& [k, v] : w.params) key.append(" ").append(k).append("=").append(v);
       std::size_t index = 0;
@@ -84,7 +75,21 @@ Status Session::Impl::open_prequantized(const Strategy& wanted) noexcept {
                          .with_hint(q.status().hint());
           return in_component(cs.component, s);
         }
-        if ((q->caps().exec_devices & kDeviceCpu) == 0) {
+        if (on_gpu && (q->caps().exec_devices & kDeviceCuda) == 0) {
+          // Unpacked before each layer by the plugin's CUDA kernel (packed_linear.cpp).
+          return in_component(
+              cs.component,
+              Status(Errc::unsupported, std::string("'") + w.weight->name + "' is stored as " +
+                                            w.format + std::string(", whose quantizer ") +
+                                            w.plugin +
+                                            " has no CUDA kernels, and this session computes "
+                                            "on the GPU")
+                  .with_tensor(w.weight->name)
+                  .with_rule("runtime.quantizer.device")
+                  .with_hint("run with --device cpu, or convert the original weights to a "
+                             "format with CUDA kernels (nf4, q8_0)"));
+        }
+        if (!on_gpu && (q->caps().exec_devices & kDeviceCpu) == 0) {
           return in_component(
               cs.component,
               Status(Errc::unsupported, std::string("'") + w.weight->name + "' is stored as " +

@@ -6,10 +6,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda_probe.hpp"
 #include "dmem/catalog.hpp"
 #include "dmem/convert.hpp"
 #include "dmem/model.hpp"
@@ -604,4 +606,63 @@ TEST_CASE("prequant: variants no plugin decodes are refused by name", "[prequant
   CHECK(s.rule() == "prequant.format");
   CHECK(s.tensor() == "blocks.0.proj.weight_scale");
   CHECK_FALSE(s.hint().empty());
+}
+
+// On a GPU: a bitsandbytes nf4 checkpoint runs through the plugin's CUDA kernel, and its layers
+// give exactly the outputs of a GPU session that quantized the same weights itself (the packed
+// bytes are the same, so are the kernel and the GEMM).
+TEST_CASE("prequant: a bitsandbytes nf4 checkpoint runs on the GPU as stored", "[prequant][cuda]") {
+  if (!detail::cuda_compiled() || detail::cuda_devices().empty()) {
+    std::printf("DMEM_SKIP: no CUDA device\n");
+    return;
+  }
+  if (!have("dmem.quantizer.nf4")) {
+    WARN("nf4 plugin not built; skipped");
+    return;
+  }
+  test::TempDir dir;
+  const Model model = test::make_block_model(dir.file("m.safetensors"), 3, 64);
+  const Model pre = converted(model, dir.file("nf4.safetensors"), "nf4");
+  const std::string comp = pre.components.front().name;
+  SessionOptions o = plugin_options();
+  o.device = DeviceKind::cuda;
+  auto self = Session::open(model, test::one_component({}, quantized_as("nf4")), o);
+  INFO(self.status().to_string());
+  REQUIRE(self.has_value());
+  auto loaded = Session::open(pre, strategy_for(comp, {}), o);
+  INFO(loaded.status().to_string());
+  REQUIRE(loaded.has_value());
+  const std::size_t tokens = 3;
+  std::size_t layers = 0;
+  for (const std::string& unit : self->modules("transformer")) {
+    auto a = self->acquire("transformer", unit);
+    auto b = loaded->acquire(comp, unit);
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    for (const TensorView& t : a->tensors()) {
+      const std::string& name = *t.name;
+      if (!t.packed || !name.ends_with(".weight")) continue;
+      const std::uint64_t out = (*t.shape)[0], in = (*t.shape)[1];
+      const std::string leaf = name.substr(0, name.size() - 7);
+      std::vector<float> x(tokens * in), ya(tokens * out), yb(tokens * out);
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 0.11f);
+      for (Session* s : {&*self, &*loaded}) {
+        auto dx = s->allocate_buffer(x.size() * 4);
+        auto dy = s->allocate_buffer(ya.size() * 4);
+        REQUIRE(dx.has_value());
+        REQUIRE(dy.has_value());
+        REQUIRE(s->upload(*dx, x.data(), x.size() * 4).is_ok());
+        const Status ran = s->linear(s == &*self ? *a : *b, leaf, static_cast<const float*>(*dx),
+                                     tokens, static_cast<float*>(*dy));
+        INFO(ran.to_string());
+        REQUIRE(ran.is_ok());
+        REQUIRE(s->download(s == &*self ? ya.data() : yb.data(), *dy, ya.size() * 4).is_ok());
+        s->release_buffer(*dx, x.size() * 4);
+        s->release_buffer(*dy, ya.size() * 4);
+      }
+      ++layers;
+      CHECK(std::memcmp(ya.data(), yb.data(), ya.size() * 4) == 0);
+    }
+  }
+  CHECK(layers > 0);
 }
