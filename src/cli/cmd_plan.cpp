@@ -85,15 +85,9 @@ int run_plan(const Args& args) {
   machine->options.plugins = plugins.for_planner();
   std::optional<detail::QuantizerScope> engine_table;
   if (vm.count("engine")) {
-    auto engine = engine_from_name(vm["engine"].as<std::string>());
-    if (!engine) return fail(engine.status().to_string());
-    machine->options.engine = *engine;
-    // dmem's plugins are dmem's kernels; an engine runs the formats with its own (ComfyUI-GGUF
-    // and ggml-cuda run GGUF on the GPU), as the built-in table describes them.
-    if (*engine != Engine::dmem) {
-      machine->options.plugins = nullptr;
-      engine_table.emplace(&builtin_quantizers());
-    }
+    const Status applied =
+        apply_engine(vm["engine"].as<std::string>(), machine->options, engine_table);
+    if (!applied) return fail(applied.to_string());
   }
   auto report = make_plans(*model, machine->hardware, machine->workload, machine->options);
   if (!report) return fail(report.status().to_string());

@@ -1,5 +1,8 @@
 #include "cli/command_plugins.hpp"
 
+#include "dmem/engine.hpp"
+#include "dmem/quantizer.hpp"
+
 namespace dmem::cli {
 
 CommandPlugins::CommandPlugins() {
@@ -11,6 +14,18 @@ const PluginRegistry* CommandPlugins::for_planner() const noexcept {
   for (const PluginInfo& p : registry_.plugins())
     if (p.kind == "quantizer") return &registry_;
   return nullptr;
+}
+
+Status apply_engine(std::string_view name, PlanOptions& options,
+                    std::optional<detail::QuantizerScope>& table) {
+  auto engine = engine_from_name(name);
+  if (!engine) return engine.status();
+  options.engine = *engine;
+  if (*engine != Engine::dmem) {
+    options.plugins = nullptr;
+    table.emplace(&builtin_quantizers());
+  }
+  return Status::ok();
 }
 
 }  // namespace dmem::cli

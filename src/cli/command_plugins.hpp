@@ -5,7 +5,9 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
+#include "dmem/plan.hpp"
 #include "dmem/plugin_registry.hpp"
 #include "plan/quantizer_table.hpp"
 
@@ -25,5 +27,11 @@ class CommandPlugins {
   PluginRegistry registry_;
   std::optional<detail::PluginQuantizers> table_;
 };
+
+/// `--engine NAME` on the planner's options. An engine other than dmem runs the formats with
+/// its own kernels (ComfyUI-GGUF and ggml-cuda run GGUF on the GPU), so it plans with the
+/// built-in quantizer table, which `table` keeps in effect, instead of dmem's plugins.
+[[nodiscard]] Status apply_engine(std::string_view name, PlanOptions& options,
+                                  std::optional<detail::QuantizerScope>& table);
 
 }  // namespace dmem::cli

@@ -42,16 +42,7 @@ TrimReport Session::Impl::shrink_to(std::uint64_t target, std::uint64_t requeste
   const std::uint64_t trace_t0 = trace.now_ns();
   TrimReport report;
   report.requested = requested;
-  // Queued prefetches would take the room back at once.
-  for (std::uint32_t g : queue) groups[g].queued = false;
-  queue.clear();
-  // A copy in flight holds memory that only its end can release or pin.
-  const auto loading = [&] {
-    for (const GroupState& s : groups)
-      if (s.state == State::loading) return true;
-    return false;
-  };
-  while (loading()) cv.wait(lock);
+  settle(lock);
   for (const auto& spare : spares) report.freed += spare.second;
   free_spares();
   while (device_store.in_use() > target) {

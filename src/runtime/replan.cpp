@@ -168,14 +168,7 @@ Status Session::Impl::replan(std::string reason, std::unique_lock<std::mutex>& l
   };
   // Nothing moves while the plan changes: queued prefetches go, copies in flight land, and idle
   // groups are evicted (they would be anyway, and the measurement below then sees their room).
-  for (std::uint32_t g : queue) groups[g].queued = false;
-  queue.clear();
-  const auto loading = [&] {
-    for (const GroupState& s : groups)
-      if (s.state == State::loading) return true;
-    return false;
-  };
-  while (loading()) cv.wait(lock);
+  settle(lock);
   for (std::uint32_t g = 0; g < groups.size(); ++g)
     if (groups[g].state == State::resident && groups[g].pins == 0 && !layout.groups[g].keep)
       evict(g);

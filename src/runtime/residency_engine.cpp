@@ -104,6 +104,17 @@ void Session::Impl::evict(std::uint32_t g, bool keep_spare) noexcept {
   trace.instant(lane_host, "evict", group.name, {{"bytes", group.device_bytes}});
 }
 
+void Session::Impl::settle(std::unique_lock<std::mutex>& lock) noexcept {
+  for (std::uint32_t g : queue) groups[g].queued = false;
+  queue.clear();
+  const auto loading = [&] {
+    for (const GroupState& s : groups)
+      if (s.state == State::loading) return true;
+    return false;
+  };
+  while (loading()) cv.wait(lock);
+}
+
 void Session::Impl::free_spares() noexcept {
   for (const auto& [memory, bytes] : spares) {
     device->free(memory, bytes);

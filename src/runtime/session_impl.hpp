@@ -81,6 +81,9 @@ struct Session::Impl {
   // Lock held. With `keep_spare`, the group's device memory may stay mapped as a spare (below).
   void evict(std::uint32_t group, bool keep_spare = false) noexcept;
   void free_spares() noexcept;  // lock held; returns every spare to the device
+  // Lock held: drops queued prefetches (they would take room back at once) and waits until no
+  // copy is in flight (a copy holds memory only its end can release or pin).
+  void settle(std::unique_lock<std::mutex>& lock) noexcept;
   // The idle group to evict next (lock held): least recently used, prefetched-unused ones last
   // and only when `urgent`; -1 when none.
   std::int64_t pick_victim(bool urgent) const noexcept;

@@ -24,36 +24,14 @@
 #include "runtime/fault_injection.hpp"
 #include "runtime/prequant.hpp"
 #include "support/runtime_fixture.hpp"
+#include "support/stock_plugins.hpp"
 #include "support/test_support.hpp"
 
 using namespace dmem;
 
 namespace {
 
-const PluginRegistry& stock_plugins() {
-  static PluginRegistry reg = [] {
-    PluginRegistry r;
-#if defined(DMEM_TEST_PLUGIN_NF4)
-    (void)r.load(DMEM_TEST_PLUGIN_NF4);
-#endif
-#if defined(DMEM_TEST_PLUGIN_FP8_CAST)
-    (void)r.load(DMEM_TEST_PLUGIN_FP8_CAST);
-#endif
-#if DMEM_TEST_HAVE_GGUF_PLUGIN
-    (void)r.load(DMEM_TEST_PLUGIN_GGUF);
-#endif
-#if DMEM_TEST_HAVE_BNB_INT8_PLUGIN
-    (void)r.load(DMEM_TEST_PLUGIN_BNB_INT8);
-#endif
-    PluginSearch s;
-    s.environment = false;
-    s.installed = false;
-    s.beside_executable = false;
-    (void)r.discover(s);
-    return r;
-  }();
-  return reg;
-}
+using test::stock_plugins;
 
 bool have(const std::string& id) {
   return stock_plugins().find(id) != nullptr;
