@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "backend/cuda/cuda_probe.hpp"
 #include "dmem/session.hpp"
 #include "dmem/simulated_device.hpp"
@@ -524,7 +526,9 @@ TEST_CASE("an injected device allocation failure is evicted around and retried, 
 }
 
 #if DMEM_TEST_HAVE_CUDART
-TEST_CASE("trim returns device memory to the driver, seen by cudaMemGetInfo", "[cuda]") {
+TEST_CASE(
+    "trim returns device memory to the driver, seen by cudaMemGetInfo here and in another process",
+    "[cuda]") {
   if (!detail::cuda_compiled() || detail::cuda_devices().empty()) {
     std::printf("DMEM_SKIP: no CUDA device\n");
     return;
@@ -541,11 +545,26 @@ TEST_CASE("trim returns device memory to the driver, seen by cudaMemGetInfo", "[
     auto all = session->acquire("transformer", "");
     REQUIRE(all.has_value());
   }
+  // Free memory as another process sees it: `dmem hardware --json` queries the driver itself.
+  const auto free_elsewhere = []() -> std::uint64_t {
+    std::string out;
+    if (test::run_command(test::cli_path() + " hardware --json", &out, false) != 0) return 0;
+    const auto j = nlohmann::json::parse(out, nullptr, false);
+    if (j.is_discarded() || !j.contains("gpus") || j["gpus"].empty()) return 0;
+    return j["gpus"][0].value("vram_free_bytes", std::uint64_t{0});
+  };
   std::size_t free_loaded = 0, free_trimmed = 0, total = 0;
   REQUIRE(cudaMemGetInfo(&free_loaded, &total) == cudaSuccess);
+  const std::uint64_t other_loaded = free_elsewhere();
   const std::uint64_t weights = session->stats().device.in_use;
   const TrimReport report = session->trim(Session::kAll);
   REQUIRE(cudaMemGetInfo(&free_trimmed, &total) == cudaSuccess);
+  const std::uint64_t other_trimmed = free_elsewhere();
+  std::printf("another process saw free %.1f -> %.1f MiB\n",
+              static_cast<double>(other_loaded) / 1048576.0,
+              static_cast<double>(other_trimmed) / 1048576.0);
+  REQUIRE(other_loaded > 0);
+  CHECK(other_trimmed >= other_loaded + weights * 9 / 10);
   std::printf("trim: %.1f MiB of weights, free %.1f -> %.1f MiB in %.3f ms\n",
               static_cast<double>(weights) / 1048576.0,
               static_cast<double>(free_loaded) / 1048576.0,
