@@ -195,11 +195,9 @@ std::uint64_t bnb_unquantized_extra(ModelProfile& profile, const ComponentStrate
     const bool linear = (p->tensor_flags[i] & kLinearWeight) != 0;
     if (!linear) continue;
     const std::uint64_t packed = quantized_bytes(*caps, t, true);
-    // transformers: T5's `wo` stays in fp32 under bitsandbytes (_keep_in_fp32_modules).
-    if (t5 && n.find(".wo.") != std::string_view::npos) {
-      extra += t.elements() * 4 > packed ? t.elements() * 4 - packed : 0;
-      continue;
-    }
+    // transformers keeps T5's `wo` in fp32 under bitsandbytes (_keep_in_fp32_modules); dmem's
+    // stored size already counts it that way (estimator_profile.cpp), so it adds nothing here.
+    if (t5 && n.find(".wo.") != std::string_view::npos) continue;
     // transformers never converts the output head (get_keys_to_not_convert).
     if (n.rfind("lm_head.", 0) == 0) extra += t.nbytes > packed ? t.nbytes - packed : 0;
   }

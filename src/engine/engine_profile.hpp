@@ -86,9 +86,9 @@ struct DiffusersLoad {
 [[nodiscard]] std::uint64_t diffusers_load_ram(ModelProfile& profile, const Strategy& strategy,
                                                const DiffusersLoad& load = {});
 
-/// Bytes bitsandbytes leaves unquantized in a component that dmem's quantizer would pack:
-/// modules transformers keeps in fp32 (`_keep_in_fp32_modules`, T5's `wo`) and the output head
-/// it never converts (`lm_head`). Returned as extra bytes over dmem's stored size.
+/// Bytes bitsandbytes leaves unquantized in a component that dmem's quantizer would pack: the
+/// output head transformers never converts (`lm_head`). Returned as extra bytes over dmem's
+/// stored size, which already counts T5's `wo` in fp32 (`_keep_in_fp32_modules`).
 [[nodiscard]] std::uint64_t bnb_unquantized_extra(ModelProfile& profile,
                                                   const ComponentStrategy& cs);
 

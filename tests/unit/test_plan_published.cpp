@@ -110,7 +110,11 @@ TEST_CASE("estimates hold against published measurements", "[plan][published]") 
   const bool print = std::getenv("DMEM_PRINT_PUBLISHED") != nullptr;
   std::map<std::string, Figures> figures;
   std::map<std::string, double> measured_seconds;
+  // ComfyUI's rows measure what ComfyUI's model manager does, not dmem's runtime: they are held
+  // against the ComfyUI profile ([published][engine], test_engine_published.cpp).
+  auto engine_only = [](const nlohmann::json& row) { return row.value("engine", "") == "comfyui"; };
   for (const auto& row : rows) {
+    if (engine_only(row)) continue;
     const std::string id = row.at("id").get<std::string>();
     INFO("row " << id);
     REQUIRE(row.contains("source"));
@@ -120,6 +124,7 @@ TEST_CASE("estimates hold against published measurements", "[plan][published]") 
     if (ms.contains("seconds")) measured_seconds[id] = ms.at("seconds").get<double>();
   }
   for (const auto& row : rows) {
+    if (engine_only(row)) continue;
     const std::string id = row.at("id").get<std::string>();
     INFO("row " << id);
     const Figures& f = figures.at(id);
