@@ -475,7 +475,9 @@ Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
       st.estimate_bytes = *e;
       if (st.peak_bytes)
         st.estimate_error_pct = error_pct(st.estimate_bytes, double(*st.peak_bytes));
-      if (st.peak_bytes || st.estimate_bytes) ps.stores.push_back(std::move(st));
+      // A store the phase neither used nor planned to use is no row.
+      if (st.peak_bytes || (st.estimate_bytes && *st.estimate_bytes > 0))
+        ps.stores.push_back(std::move(st));
     }
     s.phases.push_back(std::move(ps));
   }

@@ -58,7 +58,7 @@ struct PhaseSummary {
   std::optional<double> seconds_estimate_error_pct;  ///< (estimate - seconds) / seconds × 100
   /// "estimate.phase.<name>.weights" / ".activations": the device peak's planned parts.
   std::optional<double> estimate_weights_bytes, estimate_activation_bytes;
-  std::vector<PhaseStoreSummary> stores;  ///< those with a measured peak or an estimate
+  std::vector<PhaseStoreSummary> stores;  ///< those with a measured peak or a non-zero estimate
 };
 
 struct TraceSummary {
