@@ -53,6 +53,9 @@ struct Hardware {
   std::string cache_dir;        ///< where a disk tier may write
   double disk_read_gbps = 2.0;  ///< sequential read of checkpoint files
   double cpu_gflops = 0;        ///< dense bf16/f32 GEMM throughput of the host
+  /// Factor on the planner's activation model (calibration key activation_scale, folded from
+  /// measured runs; 1 = the model as documented). --activation-gib overrides both.
+  double activation_scale = 1.0;
   std::uint32_t cpu_cores = 0;
   bool probed = false;  ///< true when measured on this machine
   std::string source;   ///< "probe", "preset rtx4090", "flags" ... for reports

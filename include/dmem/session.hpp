@@ -304,6 +304,10 @@ class Session {
   /// Marks steps and phases on the timeline (no effect without tracing).
   void begin_step(std::uint32_t index) noexcept;
   void end_step() noexcept;
+  /// A pipeline phase ("encode", "denoise", "decode"): a "phase" span from begin to end, which
+  /// `dmem report` compares with the plan's per-phase estimate. A begin ends the open phase.
+  void begin_phase(std::string_view name) noexcept;
+  void end_phase() noexcept;
 
   /// Gives `bytes` of device memory back now: evicts idle weights by policy (least recently used
   /// first, prefetched ones last), waits for copies in flight and unmaps what it evicted before

@@ -33,7 +33,9 @@ Measures what the planner otherwise assumes and writes it as the calibration fil
            h2d_pageable_gbps, d2h_pinned_gbps), device copy bandwidth (mem_gbps), and GEMM
            throughput of dmem's own CUDA linear per weight dtype (bf16_tflops, fp8_tflops)
 --from-trace folds the measured step time of a `dmem run --trace` file into the compute
-throughput the plan assumed, so the next plan on this machine is closer (docs/budgets.md,
+throughput the plan assumed, and its per-phase device peaks (less the plan's weights) into
+activation_scale, the factor on the activation model (a dmem run trace, whose activations are
+synthetic, can only raise it), so the next plan on this machine is closer (docs/budgets.md,
 "Calibration"). Keys of --calibration that nothing replaced are kept.
 
   --json FILE         write the calibration here (atomically; the table still prints)

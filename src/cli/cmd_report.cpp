@@ -20,7 +20,8 @@ namespace {
 constexpr const char* kHelp = R"(usage: dmem report <trace.json> [--json]
 
 Summarises a Chrome trace written by `dmem run --trace` (or by Session tracing): the peak of each
-memory store beside its budget and the plan's estimate, load time and throughput, and per
+memory store beside its budget and the plan's estimate, load time and throughput, per phase
+(encode, denoise, decode) its seconds and store peaks beside the plan's estimate of each, and per
 denoising step the bytes copied host->device, device->host copies, stall time and how much of the
 copy time overlapped compute; then evictions. Other Chrome traces are read too: events dmem does
 not know are ignored. docs/runtime.md ("Traces") defines every figure.
@@ -79,7 +80,24 @@ nlohmann::json to_json(const std::string& path, const detail::TraceSummary& s) {
                {"bytes", s.load_bytes},
                {"gb_per_s", opt(s.load_gbps)}};
   j["phases"] = nlohmann::json::array();
-  for (const auto& p : s.phases) j["phases"].push_back({{"name", p.name}, {"seconds", p.seconds}});
+  for (const auto& p : s.phases) {
+    nlohmann::json stores = nlohmann::json::array();
+    for (const auto& st : p.stores)
+      stores.push_back(
+          {{"store", st.store},
+           {"peak_bytes", st.peak_bytes ? nlohmann::json(*st.peak_bytes) : nlohmann::json(nullptr)},
+           {"estimate_bytes", opt(st.estimate_bytes)},
+           {"estimate_error_pct", opt(st.estimate_error_pct)}});
+    j["phases"].push_back({{"name", p.name},
+                           {"start_seconds", p.start_s},
+                           {"seconds", p.seconds},
+                           {"estimate_seconds", opt(p.estimate_seconds)},
+                           {"seconds_estimate_error_pct", opt(p.seconds_estimate_error_pct)},
+                           {"estimate_weights_bytes", opt(p.estimate_weights_bytes)},
+                           {"estimate_activation_bytes", opt(p.estimate_activation_bytes)},
+                           {"stores", std::move(stores)}});
+  }
+  j["scale_down"] = opt(s.scale_down);
   j["steps"] = nlohmann::json::array();
   for (const auto& st : s.steps) {
     j["steps"].push_back({{"index", st.index},
@@ -160,13 +178,27 @@ std::string to_text(const std::string& path, const detail::TraceSummary& s) {
     out += '\n';
   }
   if (!s.phases.empty()) {
-    out += "\nphases\n";
+    // One row for the phase's seconds, one per store: measured beside the plan's estimate.
+    out += "\nphases (measured vs the plan's estimate)\n";
+    Table t({"phase", "figure", "measured", "estimate", "estimate error"},
+            {false, false, true, true, true});
     for (const auto& p : s.phases) {
-      out += "  ";
-      out += detail::escape_text(p.name);
-      out += ' ';
-      out += num(p.seconds, 3);
-      out += " s\n";
+      const std::string name = detail::escape_text(p.name);
+      t.add({name, "seconds", num(p.seconds, 3),
+             p.estimate_seconds ? num(*p.estimate_seconds, 3) : "-",
+             signed_pct(p.seconds_estimate_error_pct)});
+      for (const auto& st : p.stores) {
+        std::string figure = detail::escape_text(st.store);
+        figure += " peak";
+        t.add({name, figure, st.peak_bytes ? format_bytes(*st.peak_bytes) : "-",
+               bytes_of(st.estimate_bytes), signed_pct(st.estimate_error_pct)});
+      }
+    }
+    out += t.render("  ");
+    if (s.scale_down && *s.scale_down > 1) {
+      out += "  the run was scaled down x";
+      out += num(*s.scale_down, 0);
+      out += ": the estimates are for the full model and workload\n";
     }
   }
 

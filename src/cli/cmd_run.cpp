@@ -28,6 +28,7 @@
 #include "dmem/units.hpp"
 #include "format/file_io.hpp"
 #include "plan/activations.hpp"
+#include "plan/estimator.hpp"
 
 namespace dmem::cli {
 namespace {
@@ -410,6 +411,10 @@ int run_run(const Args& args) {
   session->trace_info("plan.cpu_gflops", machine->hardware.cpu_gflops);
   if (!machine->hardware.gpus.empty())
     session->trace_info("plan.bf16_tflops", machine->hardware.gpus.front().bf16_tflops);
+  session->trace_info("plan.activation_scale", machine->hardware.activation_scale);
+  // Only the linear layers' inputs and outputs are allocated, not a real pipeline's attention
+  // and feature maps: dmem calibrate --from-trace never lowers activation_scale from such a run.
+  session->trace_info("run.synthetic_activations", 1);
 
   // Phases in pipeline order; token counts follow the workload (divided by the scale factor).
   std::uint32_t steps = machine->workload.steps;
@@ -447,10 +452,30 @@ int run_run(const Args& args) {
       phases.push_back(run);
     }
   }
+  // Per phase, the plan's estimate beside the "phase" spans (dmem report; docs/runtime.md). The
+  // denoise phase is estimated for the steps this run runs, not the workload's.
+  const double wl_steps = std::max<std::uint32_t>(1, machine->workload.steps);
+  for (const PhaseEstimate& pe : est->phases) {
+    if (pe.phase == Phase::load) continue;
+    std::string key = "estimate.phase.";
+    key += detail::phase_name(pe.phase);
+    double secs = pe.seconds;
+    if (pe.phase == Phase::denoise)
+      secs = std::max(0.0, secs - est->step_seconds * wl_steps) + est->step_seconds * steps;
+    session->trace_info(key + ".seconds", secs);
+    session->trace_info(key + ".device", static_cast<double>(pe.vram_peak));
+    session->trace_info(key + ".weights", static_cast<double>(pe.vram_weights));
+    session->trace_info(key + ".activations", static_cast<double>(pe.vram_activations));
+    session->trace_info(key + ".pinned", static_cast<double>(pe.ram_pinned));
+    session->trace_info(key + ".pageable", static_cast<double>(pe.ram_pageable));
+  }
   Activations act;
   std::vector<double> step_seconds;
   std::uint64_t denoise_bytes = 0;
+  std::string open_phase;
   for (PhaseRun& run : phases) {
+    if (run.phase != open_phase) session->begin_phase(run.phase);
+    open_phase = run.phase;
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t moved_before = session->stats().bytes_to_device;
     for (std::uint32_t r = 0; r < run.repeats; ++r) {
@@ -472,6 +497,7 @@ int run_run(const Args& args) {
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (run.phase == "denoise") denoise_bytes += session->stats().bytes_to_device - moved_before;
   }
+  session->end_phase();
   act.release(*session);
   if (!trace_path.empty()) {
     if (Status s = session->write_trace(trace_path); !s) return fail(s.to_string());

@@ -20,6 +20,7 @@ struct CalibrationFigures {
   std::optional<double> h2d_pinned_gbps, h2d_pageable_gbps, d2h_pinned_gbps;
   std::optional<double> bf16_tflops, fp8_tflops, mem_gbps;
   std::optional<double> disk_read_gbps, cpu_gflops;
+  std::optional<double> activation_scale;  ///< factor on the activation model (from traces)
 };
 
 /// Reads a calibration file into figures, checked exactly as apply_calibration checks it.
@@ -94,17 +95,26 @@ void merge_figures(CalibrationFigures& base, const CalibrationFigures& measured)
 // ---- folding a run back in (calibrate_fold.cpp) -----------------------------------------------
 
 struct FoldResult {
-  CalibrationFigures figures;      ///< the base with the folded key replaced
-  std::string key;                 ///< the key that changed ("cpu_gflops", "bf16_tflops")
-  double before = 0, after = 0;    ///< its value the run's plan used, and the folded one
+  CalibrationFigures figures;  ///< the base with the folded keys replaced
+  /// The compute key that changed ("cpu_gflops", "bf16_tflops"), or "" when the step time could
+  /// not be folded; its value the run's plan used, and the folded one.
+  std::string key;
+  double before = 0, after = 0;
+  /// activation_scale: the factor the run's plan used and the folded one, when folded.
+  std::optional<double> activation_before, activation_after;
   std::vector<std::string> lines;  ///< what was read and done, for the user
 };
 
-/// Folds a `dmem run --trace` file into a calibration (docs/budgets.md, "Calibration"): the
-/// compute throughput of the device that ran is scaled by estimated / measured step time.
+/// Folds a `dmem run --trace` file into a calibration (docs/budgets.md, "Calibration"):
+/// - the compute throughput of the device that ran is scaled by estimated / measured step time;
+/// - activation_scale is scaled by measured / estimated activations (per phase, the device peak
+///   inside the phase span minus the plan's weights; the largest ratio wins). A run whose
+///   activations were synthetic (dmem run: run.synthetic_activations) only raises it, and a
+///   scaled-down run does not fold it.
 /// `base`: the calibration to start from (its other keys are kept). The figure the run was
 /// planned with comes from the trace (plan.* facts), else from `base`, else from the probe.
-/// Errors (Errc::invalid_argument, rule calibrate.trace) name what the trace lacks.
+/// Errors (Errc::invalid_argument, rule calibrate.trace) name what the trace lacks when neither
+/// part can be folded.
 [[nodiscard]] Result<FoldResult> fold_trace(std::string_view trace_path,
                                             const std::optional<std::string>& base) noexcept;
 

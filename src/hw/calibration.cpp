@@ -24,7 +24,8 @@ enum class Target {
   all_gpus_fp8,
   all_gpus_mem,
   disk,
-  cpu
+  cpu,
+  activation
 };
 
 struct Key {
@@ -32,7 +33,13 @@ struct Key {
   Target target;
 };
 
-constexpr std::array<Key, 10> kKeys{{
+// activation_scale multiplies the activation model: outside [0.1, 10] it is not a correction of
+// the model but a wrong file (or a trace that was not a run of the model). Keep the message in
+// step with these.
+constexpr double kMinActivationScale = 0.1;
+constexpr double kMaxActivationScale = 10.0;
+
+constexpr std::array<Key, 11> kKeys{{
     {"version", Target::none},
     {"device", Target::none},
     {"h2d_pinned_gbps", Target::all_gpus_h2d},
@@ -43,6 +50,7 @@ constexpr std::array<Key, 10> kKeys{{
     {"mem_gbps", Target::all_gpus_mem},
     {"disk_read_gbps", Target::disk},
     {"cpu_gflops", Target::cpu},
+    {"activation_scale", Target::activation},
 }};
 
 // A key as shown in a message: long ones cut, so the line stays short.
@@ -105,6 +113,12 @@ Status calibration_from_text(Hardware& hardware, std::string_view text,
           .with_file(std::string(path))
           .with_rule("calibration.value");
     const double v = it->get<double>();
+    if (key->target == Target::activation && (v < kMinActivationScale || v > kMaxActivationScale))
+      return Status(Errc::invalid_argument,
+                    "calibration key 'activation_scale' must be between 0.1 and 10")
+          .with_file(std::string(path))
+          .with_rule("calibration.value")
+          .with_hint("a factor on the planner's activation model; 1 = the model as documented");
     switch (key->target) {
       case Target::all_gpus_h2d:
         for (auto& g : out.gpus) g.h2d_pinned_gbps = v;
@@ -129,6 +143,9 @@ Status calibration_from_text(Hardware& hardware, std::string_view text,
         break;
       case Target::cpu:
         out.cpu_gflops = v;
+        break;
+      case Target::activation:
+        out.activation_scale = v;
         break;
       case Target::none:
         break;

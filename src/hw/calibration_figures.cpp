@@ -16,7 +16,7 @@ struct FigureKey {
   std::optional<double> CalibrationFigures::*field;
 };
 
-// The file's key order: transfers, compute, host.
+// The file's key order: transfers, compute, host, the activation model.
 constexpr FigureKey kFigureKeys[] = {
     {"h2d_pinned_gbps", &CalibrationFigures::h2d_pinned_gbps},
     {"h2d_pageable_gbps", &CalibrationFigures::h2d_pageable_gbps},
@@ -26,6 +26,7 @@ constexpr FigureKey kFigureKeys[] = {
     {"mem_gbps", &CalibrationFigures::mem_gbps},
     {"disk_read_gbps", &CalibrationFigures::disk_read_gbps},
     {"cpu_gflops", &CalibrationFigures::cpu_gflops},
+    {"activation_scale", &CalibrationFigures::activation_scale},
 };
 
 constexpr std::uint64_t kMaxCalibrationBytes = 1u << 20;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 
 #include "dmem/units.hpp"
@@ -81,6 +82,12 @@ struct Costed {
 double gpu_flops(const GpuSpec& g) {
   const double tf = g.bf16_tflops > 0 ? g.bf16_tflops : 20.0;
   return tf * 1e12 * kGpuEfficiency;
+}
+
+// The activation model times the calibrated factor (1 when uncalibrated or out of range).
+std::uint64_t scaled_activations(std::uint64_t modelled, double scale) {
+  if (!(scale > 0) || scale == 1.0) return modelled;
+  return static_cast<std::uint64_t>(std::llround(static_cast<double>(modelled) * scale));
 }
 
 double cpu_flops(const Hardware& hw) {
@@ -337,7 +344,7 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
     ai.phase = c.first;
     c.activations = wl.activation_gib
                         ? static_cast<std::uint64_t>(*wl.activation_gib * static_cast<double>(kGiB))
-                        : activation_bytes(ai, wl);
+                        : scaled_activations(activation_bytes(ai, wl), hw.activation_scale);
     // A VAE decoder's full-resolution maps come in several shapes (2x, 1x base channels, the
     // upsampled input); a caching allocator keeps the blocks of each: reserved ~2x allocated.
     if (c.p->component->role == Role::vae && !strategy.vae_tiling) c.slack = kVaeAllocatorSlack;
@@ -376,7 +383,10 @@ Result<Estimate> estimate_profiled(ModelProfile& mp, const Strategy& strategy, c
         say("  decodes in fp32 (force_upcast with fp16 compute): weights " + gib(c.p->fp32_bytes) +
             " during its phase");
       say("  activations " + gib(c.activations) +
-          (wl.activation_gib ? " (--activation-gib)" : " (activation model)") +
+          (wl.activation_gib ? " (--activation-gib)"
+           : hw.activation_scale != 1.0
+               ? " (activation model x calibrated " + num(hw.activation_scale, "%.3g") + ")"
+               : " (activation model)") +
           (c.scratch > 0 ? ", dequant/upcast scratch " + gib(c.scratch) : std::string()));
     }
   }

@@ -350,6 +350,24 @@ void Session::end_step() noexcept {
                     impl_->step_start, impl_->trace.now_ns(), {{"index", impl_->step_index}});
 }
 
+void Session::begin_phase(std::string_view name) noexcept {
+  if (!impl_) return;
+  end_phase();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->phase_name.assign(name);
+  impl_->phase_start = impl_->trace.now_ns();
+  impl_->in_phase = true;
+}
+
+void Session::end_phase() noexcept {
+  if (!impl_) return;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->in_phase) return;
+  impl_->in_phase = false;
+  impl_->trace.span(impl_->trace.lane("phases"), "phase", impl_->phase_name, impl_->phase_start,
+                    impl_->trace.now_ns());
+}
+
 Strategy Session::strategy() const {
   if (!impl_) return {};
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -206,6 +206,9 @@ struct Session::Impl {
   std::uint32_t step_index = 0;
   bool in_step = false;
   std::uint64_t nvtx_step = 0;  // NVTX range of the step in progress
+  std::uint64_t phase_start = 0;
+  std::string phase_name;
+  bool in_phase = false;
 };
 
 /// What an Acquired handle holds.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,8 @@ struct Timeline {
   std::uint64_t evictions = 0;
   std::uint64_t evicted_bytes = 0;
   std::vector<std::pair<std::string, std::uint64_t>> peaks;  // store -> max bytes
+  // store -> (ns, bytes) in trace order, repeats dropped: per-phase peaks.
+  std::vector<std::pair<std::string, std::vector<std::pair<std::int64_t, std::uint64_t>>>> samples;
   std::uint64_t events = 0;
   json dmem = json::object();
 };
@@ -330,6 +333,21 @@ class TraceReader {
     if (it == args->end()) it = args->begin();
     std::uint64_t bytes = 0;
     if (!count(*it, it.key(), bytes)) return false;
+    // A counter without a time still has a peak, though no phase to count it in.
+    if (e.contains("ts")) {
+      std::int64_t at = 0;
+      if (!micros(e, "ts", at)) return false;
+      bool known = false;
+      for (auto& [s, v] : out_.samples) {
+        if (s == store) {
+          // A repeated value adds nothing to a phase's peak: kept once.
+          if (v.empty() || v.back().second != bytes || v.back().first > at)
+            v.emplace_back(at, bytes);
+          known = true;
+        }
+      }
+      if (!known) out_.samples.push_back({store, {{at, bytes}}});
+    }
     for (auto& [s, peak] : out_.peaks) {
       if (s == store) {
         peak = std::max(peak, bytes);
@@ -375,6 +393,19 @@ std::optional<double> error_pct(std::optional<double> estimate, double measured)
   return (*estimate - measured) / measured * 100.0;
 }
 
+// A store's peak inside [start, end]: its value when the phase began, and every sample in it.
+std::optional<std::uint64_t> phase_peak(
+    const std::vector<std::pair<std::int64_t, std::uint64_t>>& samples, std::int64_t start,
+    std::int64_t end) {
+  std::optional<std::uint64_t> peak;
+  auto it = std::upper_bound(samples.begin(), samples.end(), start,
+                             [](std::int64_t t, const auto& v) { return t < v.first; });
+  if (it != samples.begin()) peak = std::prev(it)->second;
+  for (; it != samples.end() && it->first <= end; ++it)
+    peak = std::max(peak.value_or(0), it->second);
+  return peak;
+}
+
 Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
   TraceSummary s;
   s.events = t.events;
@@ -410,9 +441,46 @@ Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
   s.load_seconds = seconds(load_ns);
   if (load_ns > 0) s.load_gbps = static_cast<double>(s.load_bytes) / seconds(load_ns) / 1e9;
 
-  std::sort(t.phases.begin(), t.phases.end(),
-            [](const Interval& a, const Interval& b) { return a.start < b.start; });
-  for (const Interval& p : t.phases) s.phases.push_back({p.name, seconds(p.end - p.start)});
+  // Phases: each span beside the plan's per-phase estimate facts.
+  for (auto& [store, v] : t.samples)
+    std::stable_sort(v.begin(), v.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(t.phases.begin(), t.phases.end(),
+                   [](const Interval& a, const Interval& b) { return a.start < b.start; });
+  for (const Interval& p : t.phases) {
+    PhaseSummary ps;
+    ps.name = p.name;
+    ps.start_s = seconds(p.start);
+    ps.seconds = seconds(p.end - p.start);
+    std::string prefix = "estimate.phase.";
+    prefix += p.name;
+    prefix += '.';
+    auto est_s = number_fact(info, prefix + "seconds", file);
+    if (!est_s) return est_s.status();
+    ps.estimate_seconds = *est_s;
+    ps.seconds_estimate_error_pct = error_pct(ps.estimate_seconds, ps.seconds);
+    auto weights = number_fact(info, prefix + "weights", file);
+    if (!weights) return weights.status();
+    ps.estimate_weights_bytes = *weights;
+    auto acts = number_fact(info, prefix + "activations", file);
+    if (!acts) return acts.status();
+    ps.estimate_activation_bytes = *acts;
+    for (const std::string& name : names) {
+      PhaseStoreSummary st;
+      st.store = name;
+      for (const auto& [store, v] : t.samples)
+        if (store == name) st.peak_bytes = phase_peak(v, p.start, p.end);
+      auto e = number_fact(info, prefix + name, file);
+      if (!e) return e.status();
+      st.estimate_bytes = *e;
+      if (st.peak_bytes)
+        st.estimate_error_pct = error_pct(st.estimate_bytes, double(*st.peak_bytes));
+      // A store the phase neither used nor planned to use is no row.
+      if (st.peak_bytes || (st.estimate_bytes && *st.estimate_bytes > 0))
+        ps.stores.push_back(std::move(st));
+    }
+    s.phases.push_back(std::move(ps));
+  }
 
   // Steps: a copy or wait belongs to the step during which it starts.
   std::stable_sort(t.steps.begin(), t.steps.end(),
@@ -488,6 +556,12 @@ Result<TraceSummary> summarize(Timeline& t, std::string_view file) {
   auto gpu = number_fact(info, "plan.bf16_tflops", file);
   if (!gpu) return gpu.status();
   s.plan_bf16_tflops = *gpu;
+  auto act_scale = number_fact(info, "plan.activation_scale", file);
+  if (!act_scale) return act_scale.status();
+  s.plan_activation_scale = *act_scale;
+  auto synthetic = number_fact(info, "run.synthetic_activations", file);
+  if (!synthetic) return synthetic.status();
+  s.synthetic_activations = *synthetic && **synthetic != 0;
   return s;
 }
 

@@ -41,9 +41,24 @@ struct StepSummary {
   std::optional<double> overlap;
 };
 
+/// One store during one phase: the counter's peak inside the phase's span (its value when the
+/// phase began counts) beside the "estimate.phase.<phase>.<store>" fact.
+struct PhaseStoreSummary {
+  std::string store;
+  std::optional<std::uint64_t> peak_bytes;
+  std::optional<double> estimate_bytes;
+  std::optional<double> estimate_error_pct;  ///< (estimate - peak) / peak × 100
+};
+
 struct PhaseSummary {
   std::string name;
+  double start_s = 0;
   double seconds = 0;
+  std::optional<double> estimate_seconds;            ///< "estimate.phase.<name>.seconds"
+  std::optional<double> seconds_estimate_error_pct;  ///< (estimate - seconds) / seconds × 100
+  /// "estimate.phase.<name>.weights" / ".activations": the device peak's planned parts.
+  std::optional<double> estimate_weights_bytes, estimate_activation_bytes;
+  std::vector<PhaseStoreSummary> stores;  ///< those with a measured peak or a non-zero estimate
 };
 
 struct TraceSummary {
@@ -76,6 +91,11 @@ struct TraceSummary {
   std::optional<double> scale_down;
   /// "plan.cpu_gflops", "plan.bf16_tflops" facts: the compute figures the estimate used.
   std::optional<double> plan_cpu_gflops, plan_bf16_tflops;
+  /// "plan.activation_scale": the calibrated factor on the activation model the estimate used.
+  std::optional<double> plan_activation_scale;
+  /// "run.synthetic_activations" = 1: the run allocated only its linear layers' inputs and
+  /// outputs (dmem run), not a pipeline's real activations.
+  bool synthetic_activations = false;
 };
 
 /// Summarises trace JSON text. Errors: Errc::format_error, rule "report.json" (not JSON) or

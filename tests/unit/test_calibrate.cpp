@@ -14,6 +14,7 @@
 #include "backend/cuda/cuda_probe.hpp"
 #include "dmem/hardware.hpp"
 #include "dmem/model.hpp"
+#include "dmem/plan.hpp"
 #include "dmem/synthetic.hpp"
 #include "hw/calibrate.hpp"
 #include "hw/hw_detail.hpp"
@@ -319,4 +320,118 @@ TEST_CASE("calibrate's pinned H2D bandwidth agrees with a plain cudaMemcpyAsync 
               plain);
   CHECK(std::abs(measured->h2d_pinned - plain) / plain < 0.10);
 #endif
+}
+
+namespace {
+
+// A trace with one denoise phase from 1 ms to 3 ms: the device held 1000 bytes when it began and
+// peaked at `peak` inside it; the plan put 400 bytes of weights and 300 of activations there.
+std::string activation_trace(std::uint64_t peak, bool synthetic) {
+  nlohmann::json t;
+  t["traceEvents"] = nlohmann::json::array(
+      {{{"ph", "C"}, {"name", "memory device"}, {"ts", 500.0}, {"args", {{"bytes", 1000}}}},
+       {{"ph", "C"}, {"name", "memory device"}, {"ts", 2000.0}, {"args", {{"bytes", peak}}}},
+       {{"ph", "C"}, {"name", "memory device"}, {"ts", 3500.0}, {"args", {{"bytes", 90000}}}},
+       {{"ph", "X"}, {"cat", "phase"}, {"name", "denoise"}, {"ts", 1000.0}, {"dur", 2000.0}}});
+  t["dmem"] = {{"device", "cpu"},
+               {"estimate.phase.denoise.weights", 400.0},
+               {"estimate.phase.denoise.activations", 300.0},
+               {"plan.activation_scale", 1.5}};
+  if (synthetic) t["dmem"]["run.synthetic_activations"] = 1.0;
+  return t.dump();
+}
+
+}  // namespace
+
+TEST_CASE("dmem calibrate --from-trace folds measured activations into activation_scale",
+          "[calibrate][cli]") {
+  TempDir dir;
+  std::string out;
+  const auto fold = [&](const std::string& trace_text, const std::string& to) {
+    test::write_file(dir.file("t.json"), trace_text);
+    return run_command(
+        cli_path() + " calibrate --from-trace " + dir.file("t.json") + " --json " + dir.file(to),
+        &out);
+  };
+  // A real run: (peak 1300 - weights 400) / 300 estimated = 3 times the plan's 1.5.
+  REQUIRE(fold(activation_trace(1300, false), "real.json") == 0);
+  INFO(out);
+  CHECK(out.find("activation_scale: 1.5 -> 4.5") != std::string::npos);
+  CHECK(out.find("step time not folded") != std::string::npos);  // the trace has no steps
+  auto real = detail::read_calibration_figures(dir.file("real.json"));
+  REQUIRE(real.has_value());
+  REQUIRE(real->activation_scale.has_value());
+  CHECK(*real->activation_scale == Approx(4.5));
+  CHECK_FALSE(real->cpu_gflops.has_value());
+
+  // A real run that needed less lowers it: the phase began at 1000 bytes, above the 550 inside
+  // it, so (1000 - 400) / 300 = 2 times the plan's 1.5.
+  REQUIRE(fold(activation_trace(550, false), "low.json") == 0);
+  CHECK(*detail::read_calibration_figures(dir.file("low.json"))->activation_scale ==
+        Approx(1.5 * 600.0 / 300.0));
+
+  // Synthetic activations (dmem run) only raise it: the same figures fold, ...
+  REQUIRE(fold(activation_trace(1300, true), "syn.json") == 0);
+  CHECK(*detail::read_calibration_figures(dir.file("syn.json"))->activation_scale == Approx(4.5));
+  // ... a synthetic run whose device held less than planned does not (and with no steps to
+  // fold either, nothing is written).
+  nlohmann::json low = nlohmann::json::parse(activation_trace(500, true));
+  low["dmem"]["estimate.phase.denoise.weights"] = 900.0;  // (1000 - 900) / 300 = 1/3
+  CHECK(fold(low.dump(), "none.json") == 2);
+  CHECK(out.find("calibrate.trace") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("none.json")));
+
+  // Out of the accepted range: kept within 0.1 to 10.
+  nlohmann::json big = nlohmann::json::parse(activation_trace(1300, false));
+  big["dmem"]["estimate.phase.denoise.activations"] = 10.0;  // 90 x 1.5
+  REQUIRE(fold(big.dump(), "big.json") == 0);
+  CHECK(*detail::read_calibration_figures(dir.file("big.json"))->activation_scale == 10.0);
+
+  // The planner reads the key: the same plan's activations scale by it.
+  auto model = open_model("sdxl");
+  REQUIRE(model.has_value());
+  HardwareOptions ho;
+  ho.probe = false;
+  ho.gpu = "rtx4090";
+  ho.ram = 64ull << 30;
+  ho.disk = 100ull << 30;
+  auto plain = make_hardware(ho);
+  REQUIRE(plain.has_value());
+  CHECK(plain->activation_scale == 1.0);
+  ho.calibration = dir.file("real.json");
+  auto calibrated = make_hardware(ho);
+  REQUIRE(calibrated.has_value());
+  CHECK(calibrated->activation_scale == Approx(4.5));
+  const Workload wl = default_workload(*model);
+  auto plans = make_plans(*model, *plain, wl);
+  REQUIRE(plans.has_value());
+  REQUIRE_FALSE(plans->plans.empty());
+  const Strategy& strategy = plans->plans.front().strategy;
+  auto before = estimate(*model, strategy, *plain, wl);
+  auto after = estimate(*model, strategy, *calibrated, wl);
+  REQUIRE(before.has_value());
+  REQUIRE(after.has_value());
+  REQUIRE(before->phases.size() == after->phases.size());
+  bool compared = false;
+  for (std::size_t i = 0; i < before->phases.size(); ++i) {
+    const double b = static_cast<double>(before->phases[i].vram_activations);
+    if (b == 0) continue;
+    CHECK(static_cast<double>(after->phases[i].vram_activations) == Approx(4.5 * b).margin(4));
+    compared = true;
+  }
+  CHECK(compared);
+  // dmem plan --explain says so.
+  REQUIRE(run_command(cli_path() +
+                          " plan sdxl --no-probe --gpu rtx4090 --ram 64GiB --disk 100GiB "
+                          "--explain 1 --calibration " +
+                          dir.file("real.json"),
+                      &out) == 0);
+  CHECK(out.find("activation model x calibrated 4.5") != std::string::npos);
+
+  // The key is validated like the others.
+  test::write_file(dir.file("bad.json"), "{\"version\": 1, \"activation_scale\": 11}");
+  Hardware hw;
+  const Status s = apply_calibration(hw, dir.file("bad.json"));
+  CHECK(s.rule() == "calibration.value");
+  CHECK(s.message().find("between 0.1 and 10") != std::string::npos);
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -440,4 +441,80 @@ TEST_CASE("dmem report: hostile inputs are one line and exit status 2", "[trace]
     CHECK(out.rfind("dmem report: ", 0) == 0);
     CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   }
+}
+
+TEST_CASE("dmem report: per-phase rows of a dmem run trace match its spans and facts",
+          "[trace][cli]") {
+  dmem::test::TempDir dir;
+  const std::string trace = dir.file("t.json");
+  std::string out;
+  const int rc = dmem::test::run_command(dmem::test::cli_path() +
+                                             " run sdxl --scale-down 16 --no-probe --gpu rtx4090 "
+                                             "--ram 16GiB --disk 10GiB --steps 2 --trace " +
+                                             trace,
+                                         &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  const nlohmann::json t = read_json(trace);
+  REQUIRE(t.is_object());
+  const nlohmann::json& facts = t["dmem"];
+
+  // The trace's own phase spans and device counter samples, read independently of the report.
+  struct Span {
+    double start_us, dur_us;
+  };
+  std::map<std::string, Span> spans;
+  std::vector<std::pair<double, std::uint64_t>> device;
+  for (const auto& e : t["traceEvents"]) {
+    if (e.value("ph", "") == "X" && e.value("cat", "") == "phase")
+      spans[e["name"].get<std::string>()] = {e["ts"].get<double>(), e["dur"].get<double>()};
+    if (e.value("ph", "") == "C" && e.value("name", "") == "memory device")
+      device.emplace_back(e["ts"].get<double>(), e["args"]["bytes"].get<std::uint64_t>());
+  }
+  REQUIRE(spans.size() == 3);
+  std::sort(device.begin(), device.end());
+
+  REQUIRE(dmem::test::run_command(dmem::test::cli_path() + " report --json " + trace, &out,
+                                  false) == 0);
+  const auto j = nlohmann::json::parse(out);
+  REQUIRE(j["phases"].size() == 3);
+  const char* order[] = {"encode", "denoise", "decode"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& p = j["phases"][i];
+    const std::string name = order[i];
+    INFO(name);
+    REQUIRE(p["name"] == name);
+    const Span& s = spans.at(name);
+    CHECK(p["seconds"].get<double>() == Approx(s.dur_us / 1e6).margin(1e-9));
+    const std::string prefix = "estimate.phase." + name + ".";
+    REQUIRE(facts.contains(prefix + "seconds"));
+    CHECK(p["estimate_seconds"].get<double>() == facts[prefix + "seconds"].get<double>());
+    CHECK(p["estimate_activation_bytes"].get<double>() ==
+          facts[prefix + "activations"].get<double>());
+    CHECK(p["estimate_weights_bytes"].get<double>() == facts[prefix + "weights"].get<double>());
+    // Device: the counter's value when the phase began and every sample inside it.
+    std::uint64_t peak = 0;
+    for (const auto& [ts, bytes] : device)
+      if (ts <= s.start_us) peak = bytes;
+    for (const auto& [ts, bytes] : device)
+      if (ts > s.start_us && ts <= s.start_us + s.dur_us) peak = std::max(peak, bytes);
+    REQUIRE(p["stores"][0]["store"] == "device");
+    CHECK(p["stores"][0]["peak_bytes"].get<std::uint64_t>() == peak);
+    const double est = facts[prefix + "device"].get<double>();
+    CHECK(p["stores"][0]["estimate_bytes"].get<double>() == est);
+    CHECK(p["stores"][0]["estimate_error_pct"].get<double>() ==
+          Approx((est - static_cast<double>(peak)) / static_cast<double>(peak) * 100.0));
+    CHECK(p["seconds_estimate_error_pct"].get<double>() ==
+          Approx((facts[prefix + "seconds"].get<double>() - s.dur_us / 1e6) / (s.dur_us / 1e6) *
+                 100.0)
+              .epsilon(1e-6));
+  }
+  // The steps lie inside the denoise phase.
+  const double denoise_s = j["phases"][1]["seconds"].get<double>();
+  CHECK(j["totals"]["seconds"].get<double>() <= denoise_s);
+
+  REQUIRE(dmem::test::run_command(dmem::test::cli_path() + " report " + trace, &out) == 0);
+  CHECK(out.find("phases (measured vs the plan's estimate)") != std::string::npos);
+  CHECK(out.find("denoise  device peak") != std::string::npos);
+  CHECK(out.find("scaled down x16") != std::string::npos);
 }
