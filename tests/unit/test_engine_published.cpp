@@ -11,20 +11,19 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "dmem/catalog.hpp"
 #include "dmem/engine.hpp"
 #include "dmem/hardware.hpp"
 #include "dmem/plan.hpp"
 #include "dmem/quantizer.hpp"
 #include "engine/engine_profile.hpp"
 #include "plan/estimator.hpp"
+#include "support/published_rows.hpp"
 
 using namespace dmem;
 
@@ -32,17 +31,6 @@ namespace {
 
 constexpr double kGiBd = 1024.0 * 1024.0 * 1024.0;
 constexpr double kMiBd = 1024.0 * 1024.0;
-
-nlohmann::json load_doc() {
-  const std::string path = std::string(DMEM_SOURCE_DIR) + "/tests/data/published_measurements.json";
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream text;
-  text << in.rdbuf();
-  auto doc = nlohmann::json::parse(text.str(), nullptr, false);
-  REQUIRE(!doc.is_discarded());
-  return doc;
-}
 
 struct EngineFigures {
   bool expressed = false;
@@ -54,35 +42,11 @@ struct EngineFigures {
 };
 
 EngineFigures engine_estimate(Engine engine, const nlohmann::json& row) {
-  auto m = catalog_model(row.at("model").get<std::string>());
-  REQUIRE(m);
-  Model model = *m;
-  if (row.contains("only")) {
-    const auto keep = row.at("only").get<std::vector<std::string>>();
-    std::vector<Component> kept;
-    for (auto& c : model.components)
-      if (std::find(keep.begin(), keep.end(), c.name) != keep.end()) kept.push_back(std::move(c));
-    model.components = std::move(kept);
-  }
-  HardwareOptions o;
-  o.probe = false;
-  o.gpu = row.at("gpu").get<std::string>();
-  o.ram = 256ull << 30;
-  o.disk = 2048ull << 30;
-  auto hw = make_hardware(o);
-  REQUIRE(hw);
-
-  Workload wl = default_workload(model);
-  const auto& w = row.at("workload");
-  wl.width = w.value("width", wl.width);
-  wl.height = w.value("height", wl.height);
-  wl.steps = w.value("steps", wl.steps);
-  wl.frames = w.value("frames", wl.frames);
-  wl.batch = w.value("batch", wl.batch);
-
-  auto strategy = strategy_from_json(row.at("strategy").dump());
-  INFO((strategy ? std::string() : strategy.status().message()));
-  REQUIRE(strategy);
+  const test::PublishedCase pc = test::published_case(row);
+  const Model& model = pc.model;
+  const Hardware* hw = &pc.hardware;
+  const Workload& wl = pc.workload;
+  const Strategy* strategy = &pc.strategy;
 
   EngineFigures f;
   const detail::Expressed x = detail::express(engine, model, *strategy);
@@ -132,7 +96,7 @@ double rel_error(double estimated, double measured) {
 
 TEST_CASE("engine profiles hold against published measurements in that engine",
           "[published][engine]") {
-  const nlohmann::json doc = load_doc();
+  const nlohmann::json doc = test::published_measurements();
   const bool print = std::getenv("DMEM_PRINT_PUBLISHED") != nullptr;
   std::map<std::string, int> checked;
   std::map<std::string, EngineFigures> figures;

@@ -8,34 +8,21 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "dmem/catalog.hpp"
 #include "dmem/hardware.hpp"
 #include "dmem/plan.hpp"
 #include "plan/estimator.hpp"
+#include "support/published_rows.hpp"
 
 using namespace dmem;
 
 namespace {
 
 constexpr std::uint64_t kGiB = 1024ull * 1024ull * 1024ull;
-
-nlohmann::json load_rows() {
-  const std::string path = std::string(DMEM_SOURCE_DIR) + "/tests/data/published_measurements.json";
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream text;
-  text << in.rdbuf();
-  auto doc = nlohmann::json::parse(text.str(), nullptr, false);
-  REQUIRE(!doc.is_discarded());
-  return doc;
-}
 
 struct Figures {
   double vram_gib = 0;        ///< comparable to the row's vram_metric
@@ -45,35 +32,11 @@ struct Figures {
 };
 
 Figures estimate_row(const nlohmann::json& row) {
-  auto m = catalog_model(row.at("model").get<std::string>());
-  REQUIRE(m);
-  Model model = *m;
-  if (row.contains("only")) {
-    const auto keep = row.at("only").get<std::vector<std::string>>();
-    std::vector<Component> kept;
-    for (auto& c : model.components)
-      if (std::find(keep.begin(), keep.end(), c.name) != keep.end()) kept.push_back(std::move(c));
-    model.components = std::move(kept);
-  }
-  HardwareOptions o;
-  o.probe = false;
-  o.gpu = row.at("gpu").get<std::string>();
-  o.ram = 256 * kGiB;
-  o.disk = 2048 * kGiB;
-  auto hw = make_hardware(o);
-  REQUIRE(hw);
-
-  Workload wl = default_workload(model);
-  const auto& w = row.at("workload");
-  wl.width = w.value("width", wl.width);
-  wl.height = w.value("height", wl.height);
-  wl.steps = w.value("steps", wl.steps);
-  wl.frames = w.value("frames", wl.frames);
-  wl.batch = w.value("batch", wl.batch);
-
-  auto strategy = strategy_from_json(row.at("strategy").dump());
-  INFO((strategy ? std::string() : strategy.status().message()));
-  REQUIRE(strategy);
+  const test::PublishedCase pc = test::published_case(row);
+  const Model& model = pc.model;
+  const Hardware* hw = &pc.hardware;
+  const Workload& wl = pc.workload;
+  const Strategy* strategy = &pc.strategy;
   auto e = estimate(model, *strategy, *hw, wl);
   INFO((e ? std::string() : e.status().message()));
   REQUIRE(e);
@@ -104,7 +67,7 @@ double rel_error(double estimated, double measured) {
 }  // namespace
 
 TEST_CASE("estimates hold against published measurements", "[plan][published]") {
-  const nlohmann::json doc = load_rows();
+  const nlohmann::json doc = test::published_measurements();
   const auto& rows = doc.at("rows");
   REQUIRE(rows.size() >= 10);
   const bool print = std::getenv("DMEM_PRINT_PUBLISHED") != nullptr;
